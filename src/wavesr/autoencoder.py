@@ -1,0 +1,195 @@
+"""Frequency autoencoder (paper section 3.1, Eq. 2-4 and the stage-1 loss Eq. 8).
+
+One Stable-Diffusion-style KL encoder is shared by the four Haar sub-bands (Eq. 2): each band is a
+one-channel image of size H/2 x W/2 that becomes a 3-channel latent of size H/(2s) x W/(2s).
+The decoder (Eq. 3) takes the LR LL latent and the three HR high-frequency latents (12 channels)
+and returns all four HR sub-bands. Its final block also sees the grayscale LR LL band in pixel
+space (the "super-resolution-aware" conditioning); the LL output is predicted as a residual on top
+of the LR LL band. See docs/design.md for the reasons.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+
+import torch
+import torch.nn.functional as F
+from diffusers.models.autoencoders.vae import Decoder, DiagonalGaussianDistribution, Encoder
+from diffusers.models.resnet import ResnetBlock2D
+from torch import Tensor, nn
+
+from wavesr.wavelet import dwt2, idwt2
+
+NUM_BANDS = 4
+HIGH_BANDS = 3
+
+
+@dataclass
+class AutoencoderConfig:
+    latent_channels: int = 3
+    downsample: int = 4  # s: latent is (H/2)/s of the image's half-resolution bands
+    base_channels: int = 32
+    channel_mult_last: int = 4  # widths go base, 2*base, ..., up to base*channel_mult_last
+    layers_per_block: int = 1
+    norm_num_groups: int = 16
+    mid_attention: bool = True
+    cond_channels: int = 32  # width of the conditioned final block
+    # Sub-bands differ in scale by ~10x (LL in [0, 2], details ~0.05); they are multiplied by these
+    # factors before the shared encoder and divided after the decoder.
+    band_scales: tuple[float, ...] = (0.5, 4.0, 4.0, 4.0)
+    ll_residual: bool = True  # LL output = LR LL + predicted correction
+
+    def block_out_channels(self) -> tuple[int, ...]:
+        n_down = int(round(math.log2(self.downsample)))
+        if 2**n_down != self.downsample or n_down < 1:
+            raise ValueError(f"autoencoder downsample must be a power of 2 >= 2, got {self.downsample}")
+        cap = self.base_channels * self.channel_mult_last
+        return tuple(min(self.base_channels * 2**i, cap) for i in range(n_down + 1))
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+AUTOENCODER_PRESETS: dict[str, dict] = {
+    "tiny": dict(base_channels=8, channel_mult_last=2, norm_num_groups=4, cond_channels=8),
+    "cpu": dict(base_channels=32, channel_mult_last=4, layers_per_block=1, cond_channels=32),
+    "paper": dict(base_channels=64, channel_mult_last=4, layers_per_block=2, cond_channels=64),
+}
+
+
+def autoencoder_preset(name: str, **overrides) -> AutoencoderConfig:
+    if name not in AUTOENCODER_PRESETS:
+        raise KeyError(f"unknown autoencoder preset {name!r}; choose from {sorted(AUTOENCODER_PRESETS)}")
+    return AutoencoderConfig(**{**AUTOENCODER_PRESETS[name], **overrides})
+
+
+class ConditionedFinalBlock(nn.Module):
+    """Final decoder block: fuses decoder features with the LR LL band (pixel space)."""
+
+    def __init__(self, feat_channels: int, width: int, groups: int) -> None:
+        super().__init__()
+        self.cond_in = nn.Conv2d(1, width, 3, padding=1)
+        self.fuse = ResnetBlock2D(
+            in_channels=feat_channels + width, out_channels=width, temb_channels=None, groups=groups
+        )
+        self.norm = nn.GroupNorm(groups, width)
+        self.out = nn.Conv2d(width, NUM_BANDS, 3, padding=1)
+
+    def forward(self, feats: Tensor, ll_lr: Tensor) -> Tensor:
+        x = torch.cat([feats, self.cond_in(ll_lr)], dim=1)
+        x = self.fuse(x, None)
+        return self.out(F.silu(self.norm(x)))
+
+
+class FrequencyAutoencoder(nn.Module):
+    """KL autoencoder over Haar sub-bands with an LR-LL-conditioned decoder."""
+
+    def __init__(self, config: AutoencoderConfig) -> None:
+        super().__init__()
+        self.config = config
+        widths = config.block_out_channels()
+        n = len(widths)
+        self.encoder = Encoder(
+            in_channels=1,
+            out_channels=config.latent_channels,
+            down_block_types=("DownEncoderBlock2D",) * n,
+            block_out_channels=widths,
+            layers_per_block=config.layers_per_block,
+            norm_num_groups=config.norm_num_groups,
+            double_z=True,
+            mid_block_add_attention=config.mid_attention,
+        )
+        self.decoder = Decoder(
+            in_channels=config.latent_channels * NUM_BANDS,
+            out_channels=widths[0],
+            up_block_types=("UpDecoderBlock2D",) * n,
+            block_out_channels=widths,
+            layers_per_block=config.layers_per_block,
+            norm_num_groups=config.norm_num_groups,
+            mid_block_add_attention=config.mid_attention,
+        )
+        self.final = ConditionedFinalBlock(widths[0], config.cond_channels, config.norm_num_groups)
+        self.register_buffer(
+            "band_scales", torch.tensor(config.band_scales, dtype=torch.float32), persistent=False
+        )
+
+    @property
+    def stride(self) -> int:
+        """Pixels of the image per latent pixel (Haar halves, then the encoder's s)."""
+        return 2 * self.config.downsample
+
+    def encode_band(self, band: Tensor, band_index: int | Tensor) -> DiagonalGaussianDistribution:
+        """Encode one-channel sub-band(s) (B, 1, h, w) -> posterior over (B, 3, h/s, w/s)."""
+        scale = self.band_scales[band_index]
+        if isinstance(band_index, Tensor):
+            scale = scale.view(-1, 1, 1, 1)
+        return DiagonalGaussianDistribution(self.encoder(band * scale))
+
+    def encode_bands(self, bands: Tensor) -> DiagonalGaussianDistribution:
+        """(B, 4, h, w) bands [LL_LR, LH_HR, HL_HR, HH_HR] -> posterior over (B, 12, h/s, w/s).
+
+        All bands go through the shared encoder as one batch of 4B single-channel images.
+        """
+        b = bands.shape[0]
+        flat = bands.transpose(0, 1).reshape(NUM_BANDS * b, 1, *bands.shape[-2:])
+        index = torch.arange(NUM_BANDS, device=bands.device).repeat_interleave(b)
+        moments = self.encoder(flat * self.band_scales[index].view(-1, 1, 1, 1))
+        # (4B, 2*lc, h', w') -> (B, 2*4*lc) with mean channels first, then logvar channels.
+        lc = self.config.latent_channels
+        moments = moments.view(NUM_BANDS, b, 2, lc, *moments.shape[-2:]).permute(1, 2, 0, 3, 4, 5)
+        return DiagonalGaussianDistribution(moments.reshape(b, 2 * NUM_BANDS * lc, *moments.shape[-2:]))
+
+    def decode(self, ll_latent: Tensor, high_latents: Tensor, ll_lr: Tensor) -> Tensor:
+        """Eq. 3: latents (B, 3, ..) + (B, 9, ..) and the LR LL band (B, 1, h, w) -> (B, 4, h, w)."""
+        feats = self.decoder(torch.cat([ll_latent, high_latents], dim=1))
+        feats = feats[..., : ll_lr.shape[-2], : ll_lr.shape[-1]]
+        out = self.final(feats, ll_lr) / self.band_scales.view(1, -1, 1, 1)
+        if self.config.ll_residual:
+            out = torch.cat([out[:, :1] + ll_lr, out[:, 1:]], dim=1)
+        return out
+
+    def split_latents(self, latents: Tensor) -> tuple[Tensor, Tensor]:
+        lc = self.config.latent_channels
+        return latents[:, :lc], latents[:, lc:]
+
+    def forward(self, lr_up: Tensor, hr: Tensor, *, sample: bool = True) -> dict[str, Tensor]:
+        """Stage-1 pass on image pairs (B, 1, H, W) with H, W multiples of :attr:`stride`."""
+        lr_bands, hr_bands = dwt2(lr_up), dwt2(hr)
+        inputs = torch.cat([lr_bands[:, :1], hr_bands[:, 1:]], dim=1)
+        posterior = self.encode_bands(inputs)
+        latents = posterior.sample() if sample else posterior.mode()
+        ll_latent, high_latents = self.split_latents(latents)
+        bands_hat = self.decode(ll_latent, high_latents, lr_bands[:, :1])
+        return {
+            "bands_hat": bands_hat,
+            "hr_bands": hr_bands,
+            "sr": idwt2(bands_hat),
+            "kl": posterior.kl(),
+        }
+
+
+@dataclass
+class AutoencoderLossWeights:
+    freq: float = 1.0
+    pixel: float = 1.0
+    cycle: float = 1.0
+    kl: float = 1e-6
+    extra: dict = field(default_factory=dict)
+
+
+def autoencoder_losses(
+    out: dict[str, Tensor], hr: Tensor, weights: AutoencoderLossWeights | None = None
+) -> dict[str, Tensor]:
+    """Eq. 8: L_freq + L_pixel + L_cycle + beta * L_KL, each term returned separately.
+
+    L_cycle re-analyses the SR image after clamping to the valid [0, 1] range; without the clamp it
+    would equal L_freq exactly because the Haar transform is orthonormal (see docs/design.md).
+    """
+    w = weights or AutoencoderLossWeights()
+    freq = F.mse_loss(out["bands_hat"], out["hr_bands"])
+    pixel = F.mse_loss(out["sr"], hr)
+    cycle = F.mse_loss(dwt2(out["sr"].clamp(0.0, 1.0)), out["hr_bands"])
+    kl = out["kl"].mean()
+    total = w.freq * freq + w.pixel * pixel + w.cycle * cycle + w.kl * kl
+    return {"loss": total, "freq": freq, "pixel": pixel, "cycle": cycle, "kl": kl}

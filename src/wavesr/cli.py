@@ -1,0 +1,98 @@
+"""The `wavesr` command line: train, sr, evaluate, benchmark, demo, info.
+
+User errors (bad input, bad config, unsafe checkpoint) print one line on stderr and exit with 2;
+``--debug`` shows the traceback instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from wavesr.errors import WaveSRError
+
+EXIT_USER_ERROR = 2
+
+
+def _add_config_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", default="cpu", help="preset name (cpu, paper, tiny) or YAML file")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config value, e.g. --set ldt_training.train.batch_size=16")
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from wavesr.config import load_config
+    from wavesr.training import run
+
+    overrides = list(args.overrides)
+    config = load_config(args.config, overrides)
+    if args.data:
+        config.data.paths = [str(p) for p in args.data]
+    if args.max_steps is not None:
+        stage = {"autoencoder": config.autoencoder_training, "ldt": config.ldt_training}.get(
+            args.model, config.baseline_training)
+        stage.train.max_steps = args.max_steps
+    out = Path(args.out)
+    common = dict(max_minutes=args.max_minutes, resume=args.resume, progress=not args.quiet)
+    if args.model == "autoencoder":
+        result = run.train_autoencoder(config, out, **common)
+    elif args.model == "ldt":
+        if not args.autoencoder:
+            raise WaveSRError("wavesr train ldt needs --autoencoder RUN_AE (a stage-1 run folder)")
+        result = run.train_ldt(config, Path(args.autoencoder), out, **common)
+    else:
+        from wavesr.baselines.train import train_baseline
+
+        result = train_baseline(args.model, config, out, **common)
+    print(f"{args.model}: {result.status} at step {result.step}, last loss {result.last_loss:.5g}; "
+          f"model in {result.run_dir}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="wavesr", description=__doc__.splitlines()[0])
+    parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("train", help="train a model (autoencoder, ldt, edsr, pixel-diffusion)")
+    p.add_argument("model", choices=["autoencoder", "ldt", "edsr", "pixel-diffusion"])
+    _add_config_args(p)
+    p.add_argument("--data", nargs="+", type=Path, help="training data folders / files")
+    p.add_argument("--out", required=True, type=Path, help="run folder")
+    p.add_argument("--autoencoder", type=Path, help="stage-1 run folder (for `ldt`)")
+    p.add_argument("--max-minutes", type=float, default=None, help="stop cleanly after N minutes")
+    p.add_argument("--max-steps", type=int, default=None, help="override the stage's max_steps")
+    p.add_argument("--resume", action="store_true", help="continue from the latest checkpoint")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cmd_train)
+
+    for register in _extra_commands():
+        register(sub)
+    return parser
+
+
+def _extra_commands():
+    """Sub-commands that live in their own modules (kept out of this file's imports)."""
+    from wavesr.commands import registered
+
+    return registered()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except WaveSRError as exc:
+        if args.debug:
+            raise
+        print(f"wavesr: error: {exc}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except KeyboardInterrupt:
+        print("wavesr: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,237 @@
+"""Typed configuration: dataclasses, YAML presets (`cpu`, `paper`, `tiny`) and dotted overrides.
+
+A config is a tree of dataclasses. ``load_config("cpu")`` reads ``src/wavesr/configs/cpu.yaml``;
+``load_config("my.yaml", overrides=["ldt_training.batch_size=4"])`` reads a file and applies
+``key=value`` overrides (values parsed as YAML). Unknown keys and wrong types raise ConfigError
+before any work starts.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from wavesr.autoencoder import AutoencoderConfig
+from wavesr.errors import ConfigError
+from wavesr.transformer import LDTConfig
+
+PRESET_DIR = Path(__file__).parent / "configs"
+
+
+@dataclass
+class DataConfig:
+    paths: list[str] = field(default_factory=list)
+    size: int = 224  # slices larger than this are reduced to it (see `resize`)
+    resize: str = "area"  # "area" (anti-aliased downscale) or "center-crop"
+    crop: int = 128  # random training crop (multiple of the model stride)
+    scale: int = 4
+    degradation: str = "bicubic"  # "bicubic" or "kspace"
+    noise_sigma: float = 0.0
+    normalization: str = "slice-minmax"
+    axis: str | None = None  # NIfTI slicing axis; None = axial
+    crops_per_slice: int = 4  # latent cache size for stage 2: crops encoded per slice
+
+
+@dataclass
+class OptimConfig:
+    optimizer: str = "adam"  # "adam" or "adamw"
+    lr: float = 1e-4
+    min_lr: float = 1e-6
+    weight_decay: float = 1e-5
+    grad_clip: float = 1.0
+    warmup_steps: int = 0
+    schedule: str = "cosine"  # "cosine" (to min_lr over max_steps) or "constant"
+
+
+@dataclass
+class TrainConfig:
+    batch_size: int = 8
+    max_steps: int = 10000
+    seed: int = 0
+    log_every: int = 10
+    checkpoint_every: int = 250
+    keep_last: int = 3
+    mixed_precision: str = "no"  # "no", "fp16", "bf16"
+    ema_decay: float = 0.0  # 0 disables EMA
+
+
+@dataclass
+class StageConfig:
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+
+@dataclass
+class DiffusionConfig:
+    num_timesteps: int = 1000
+    noise_schedule: str = "cosine"  # "cosine" or "linear"
+    predict: str = "eps"  # "eps" or "x0"
+    learn_sigma: bool = True
+    vlb_weight: float = 1e-4
+    vlb_scaling: str = "per-dim-bits"
+    sampler: str = "ddim"  # "ddim" or "ancestral"
+    sample_steps: int = 50
+    eta: float = 0.0
+
+
+@dataclass
+class BaselineConfig:
+    edsr_blocks: int = 16
+    edsr_channels: int = 32
+    unet_channels: int = 32
+    unet_mults: list[int] = field(default_factory=lambda: [1, 2, 2])
+
+
+@dataclass
+class WaveSRConfig:
+    name: str = "custom"
+    autoencoder: AutoencoderConfig = field(default_factory=AutoencoderConfig)
+    ldt: LDTConfig = field(default_factory=LDTConfig)
+    diffusion: DiffusionConfig = field(default_factory=DiffusionConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    autoencoder_training: StageConfig = field(default_factory=StageConfig)
+    ldt_training: StageConfig = field(default_factory=StageConfig)
+    baseline_training: StageConfig = field(default_factory=StageConfig)
+    baselines: BaselineConfig = field(default_factory=BaselineConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def validate(self) -> WaveSRConfig:
+        checks = [
+            (self.data.scale in (2, 4, 8), "data.scale must be 2, 4 or 8"),
+            (self.data.degradation in ("bicubic", "kspace"), "data.degradation: bicubic|kspace"),
+            (self.data.resize in ("area", "center-crop"), "data.resize: area|center-crop"),
+            (self.diffusion.noise_schedule in ("cosine", "linear"), "diffusion.noise_schedule"),
+            (self.diffusion.predict in ("eps", "x0"), "diffusion.predict must be eps or x0"),
+            (self.diffusion.sampler in ("ddim", "ancestral"), "diffusion.sampler: ddim|ancestral"),
+            (self.autoencoder.downsample in (2, 4, 8), "autoencoder.downsample must be 2, 4 or 8"),
+            (
+                self.ldt.conditioning in ("cross-attention", "concat"),
+                "ldt.conditioning: cross-attention|concat",
+            ),
+            (self.ldt.in_channels == 3 * self.autoencoder.latent_channels, "ldt.in_channels"),
+            (self.ldt.cond_channels == self.autoencoder.latent_channels, "ldt.cond_channels"),
+        ]
+        stride = 2 * self.autoencoder.downsample * self.ldt.patch_size
+        checks.append(
+            (self.data.crop % stride == 0, f"data.crop must be a multiple of {stride}")
+        )
+        for stage in (self.autoencoder_training, self.ldt_training, self.baseline_training):
+            checks.append((stage.train.batch_size >= 1, "batch_size must be >= 1"))
+            checks.append((stage.optim.lr > 0, "lr must be > 0"))
+            checks.append((stage.optim.optimizer in ("adam", "adamw"), "optimizer: adam|adamw"))
+        for ok, message in checks:
+            if not ok:
+                raise ConfigError(f"invalid config: {message}")
+        return self
+
+
+def _coerce(value: Any, annotation: Any, key: str) -> Any:
+    """Convert a YAML value to the annotated type, or raise ConfigError."""
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType):
+        options = typing.get_args(annotation)
+        if value is None and type(None) in options:
+            return None
+        for option in options:
+            if option is type(None):
+                continue
+            try:
+                return _coerce(value, option, key)
+            except ConfigError:
+                continue
+        raise ConfigError(f"config key {key}: {value!r} is not a valid {annotation}")
+    if dataclasses.is_dataclass(annotation):
+        if not isinstance(value, dict):
+            raise ConfigError(f"config key {key}: expected a mapping, got {value!r}")
+        return _build(annotation, value, key)
+    if origin in (list, tuple):
+        if not isinstance(value, list | tuple):
+            raise ConfigError(f"config key {key}: expected a list, got {value!r}")
+        (inner, *_) = typing.get_args(annotation) or (Any,)
+        items = [_coerce(v, inner, f"{key}[]") for v in value]
+        return tuple(items) if origin is tuple else items
+    if annotation is float and isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    if annotation in (int, str, bool) and type(value) is annotation:
+        return value
+    if annotation is Any:
+        return value
+    raise ConfigError(f"config key {key}: {value!r} is not a valid {getattr(annotation, '__name__', annotation)}")
+
+
+def _build(cls: type, values: dict, prefix: str = "") -> Any:
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - names)
+    if unknown:
+        raise ConfigError(f"unknown config key {prefix + '.' if prefix else ''}{unknown[0]}")
+    kwargs = {
+        k: _coerce(v, hints[k], f"{prefix}.{k}" if prefix else k) for k, v in values.items()
+    }
+    return cls(**kwargs)
+
+
+def config_from_dict(values: dict) -> WaveSRConfig:
+    return _build(WaveSRConfig, values).validate()
+
+
+def _set_dotted(tree: dict, dotted: str, value: Any) -> None:
+    *parents, leaf = dotted.split(".")
+    node = tree
+    for part in parents:
+        node = node.setdefault(part, {})
+        if not isinstance(node, dict):
+            raise ConfigError(f"config override {dotted}: {part} is not a section")
+    node[leaf] = value
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    if "=" not in text:
+        raise ConfigError(f"config override {text!r} must look like key.sub=value")
+    key, raw = text.split("=", 1)
+    try:
+        return key.strip(), yaml.safe_load(raw)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config override {text!r}: value is not valid YAML") from exc
+
+
+def preset_names() -> list[str]:
+    return sorted(p.stem for p in PRESET_DIR.glob("*.yaml"))
+
+
+def read_yaml(path: Path) -> dict:
+    try:
+        values = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigError(f"cannot read config ({exc.__class__.__name__})", path) from exc
+    if not isinstance(values, dict):
+        raise ConfigError("config file must hold a mapping", path)
+    return values
+
+
+def load_config(name_or_path: str | Path, overrides: list[str] | None = None) -> WaveSRConfig:
+    """A preset name (``cpu``, ``paper``, ``tiny``) or a YAML path, plus ``key=value`` overrides."""
+    path = Path(name_or_path)
+    if path.suffix in (".yaml", ".yml"):
+        if not path.is_file():
+            raise ConfigError("config file not found", path)
+        values = read_yaml(path)
+    elif (PRESET_DIR / f"{name_or_path}.yaml").is_file():
+        values = read_yaml(PRESET_DIR / f"{name_or_path}.yaml")
+    else:
+        raise ConfigError(f"unknown preset {name_or_path!r}; choose from {preset_names()} or a .yaml")
+    for text in overrides or []:
+        _set_dotted(values, *parse_override(text))
+    return config_from_dict(values)
+
+
+def save_config(config: WaveSRConfig, path: Path) -> None:
+    path.write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))

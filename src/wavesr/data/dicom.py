@@ -1,0 +1,247 @@
+"""DICOM (pydicom): a single file or a folder holding one series, stacked into a 3-D volume.
+
+Slices are ordered by ImagePositionPatient projected on the slice normal (falling back to
+InstanceNumber, then file name); RescaleSlope/Intercept are applied. The volume is indexed
+(row, column, slice), so slices lie along axis 2, and its affine maps those voxel indices to
+RAS world coordinates (DICOM's LPS flipped), ready for NIfTI output.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from wavesr.data.types import check_finite, check_voxel_count, require_file
+from wavesr.errors import InputError
+
+_LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0])
+_PIXEL_TAGS = ("PixelData", "FloatPixelData", "DoubleFloatPixelData")
+
+
+@dataclass
+class DicomVolume:
+    volume: np.ndarray  # (rows, columns, slices) float32
+    affine: np.ndarray | None  # 4x4 voxel -> RAS, None when the geometry tags are missing
+    names: list[str]  # one name per slice (file name, or file:frame=i)
+
+
+@dataclass
+class _Slice:
+    pixels: np.ndarray  # (rows, columns) float32, rescaled
+    position: np.ndarray | None  # ImagePositionPatient
+    orientation: np.ndarray | None  # ImageOrientationPatient (6 values)
+    spacing: np.ndarray | None  # PixelSpacing (between rows, between columns)
+    instance: int | None
+    name: str
+
+
+def natural_key(text: str) -> list:
+    """Sort key that orders "img2" before "img10"."""
+    return [int(part) if part.isdigit() else part.lower() for part in re.split(r"(\d+)", text)]
+
+
+def is_dicom_file(path: Path) -> bool:
+    """True for *.dcm files and files carrying the DICM magic at byte 128."""
+    if path.name.startswith(".") or path.name.upper() == "DICOMDIR" or not path.is_file():
+        return False
+    if path.suffix.lower() == ".dcm":
+        return True
+    try:
+        with path.open("rb") as fh:
+            fh.seek(128)
+            return fh.read(4) == b"DICM"
+    except OSError:
+        return False
+
+
+def dicom_files(folder: Path) -> list[Path]:
+    """DICOM files directly inside `folder`, naturally sorted."""
+    return sorted(
+        (p for p in folder.iterdir() if is_dicom_file(p)), key=lambda p: natural_key(p.name)
+    )
+
+
+def read_dicom(path: Path) -> DicomVolume:
+    """Read a DICOM file or a folder holding one series."""
+    files = [path] if path.is_file() else dicom_files(path)
+    if not files:
+        raise InputError("folder holds no DICOM files", path)
+    datasets = [_read_header(f) for f in files]
+    _check_series(datasets, files, path)
+    if len(files) == 1 and int(getattr(datasets[0], "NumberOfFrames", 1) or 1) > 1:
+        slices = _frames(datasets[0], files[0])
+    elif any(int(getattr(ds, "NumberOfFrames", 1) or 1) > 1 for ds in datasets):
+        raise InputError("folder mixes multi-frame DICOM files; point at one file", path)
+    else:
+        slices = [_single(ds, f) for ds, f in zip(datasets, files)]
+    slices = _order(slices, path)
+    volume = np.stack([s.pixels for s in slices], axis=-1)
+    check_finite(volume, path)
+    return DicomVolume(volume, _affine(slices, datasets[0], path), [s.name for s in slices])
+
+
+def _read_header(file: Path):
+    import pydicom
+
+    require_file(file)
+    try:
+        ds = pydicom.dcmread(str(file))
+    except Exception as exc:
+        raise InputError(f"not a readable DICOM file ({exc.__class__.__name__})", file) from exc
+    if not any(tag in ds for tag in _PIXEL_TAGS):
+        raise InputError("DICOM file has no pixel data", file)
+    return ds
+
+
+def _check_series(datasets: list, files: list[Path], path: Path) -> None:
+    series = {str(ds.SeriesInstanceUID) for ds in datasets if "SeriesInstanceUID" in ds}
+    if len(series) > 1:
+        raise InputError(
+            f"folder holds {len(series)} DICOM series; point at a folder with one series", path
+        )
+    sizes = sorted({(int(ds.get("Rows", 0)), int(ds.get("Columns", 0))) for ds in datasets})
+    if len(sizes) > 1:
+        listed = ", ".join(f"{r}x{c}" for r, c in sizes)
+        raise InputError(f"DICOM series mixes slice sizes ({listed})", path)
+    rows, cols = sizes[0]
+    frames = sum(int(getattr(ds, "NumberOfFrames", 1) or 1) for ds in datasets)
+    check_voxel_count((rows, cols, frames), path)
+
+
+def _pixels(ds, file: Path) -> np.ndarray:
+    try:
+        arr = np.asarray(ds.pixel_array)
+    except Exception as exc:
+        raise InputError(
+            f"cannot decode DICOM pixel data ({exc.__class__.__name__}: {exc})", file
+        ) from exc
+    arr = arr.astype(np.float32)
+    if int(ds.get("SamplesPerPixel", 1)) == 3 and arr.shape[-1] == 3:
+        arr = arr @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
+    return arr
+
+
+def _floats(value, count: int) -> np.ndarray | None:
+    if value is None:
+        return None
+    try:
+        arr = np.array([float(v) for v in value], dtype=np.float64)
+    except (TypeError, ValueError):
+        return None
+    return arr if arr.shape == (count,) and np.isfinite(arr).all() else None
+
+
+def _rescale(ds) -> tuple[float, float]:
+    slope, intercept = ds.get("RescaleSlope", None), ds.get("RescaleIntercept", None)
+    if slope is None:
+        for group in _groups(ds, "PixelValueTransformationSequence"):
+            slope, intercept = group.get("RescaleSlope", None), group.get("RescaleIntercept", None)
+    slope = 1.0 if slope in (None, "") else float(slope)
+    intercept = 0.0 if intercept in (None, "") else float(intercept)
+    return slope, intercept
+
+
+def _groups(ds, sequence: str, frame: int | None = None) -> list:
+    """Items of `sequence` in the per-frame (when given) and shared functional groups."""
+    found = []
+    if frame is not None and "PerFrameFunctionalGroupsSequence" in ds:
+        per_frame = ds.PerFrameFunctionalGroupsSequence
+        if frame < len(per_frame) and sequence in per_frame[frame]:
+            found.extend(per_frame[frame][sequence])
+    if "SharedFunctionalGroupsSequence" in ds and len(ds.SharedFunctionalGroupsSequence):
+        shared = ds.SharedFunctionalGroupsSequence[0]
+        if sequence in shared:
+            found.extend(shared[sequence])
+    return found
+
+
+def _single(ds, file: Path) -> _Slice:
+    slope, intercept = _rescale(ds)
+    pixels = _pixels(ds, file)
+    if pixels.ndim != 2:
+        raise InputError(f"expected a 2-D DICOM image, got pixel array {pixels.shape}", file)
+    instance = ds.get("InstanceNumber", None)
+    return _Slice(
+        pixels=pixels * slope + intercept,
+        position=_floats(ds.get("ImagePositionPatient", None), 3),
+        orientation=_floats(ds.get("ImageOrientationPatient", None), 6),
+        spacing=_floats(ds.get("PixelSpacing", None), 2),
+        instance=None if instance in (None, "") else int(instance),
+        name=file.name,
+    )
+
+
+def _frames(ds, file: Path) -> list[_Slice]:
+    slope, intercept = _rescale(ds)
+    pixels = _pixels(ds, file)
+    if pixels.ndim != 3:
+        raise InputError(f"expected a multi-frame pixel array, got {pixels.shape}", file)
+    out = []
+    for i in range(pixels.shape[0]):
+
+        def first(seq: str, tag: str, i: int = i):
+            items = [g for g in _groups(ds, seq, i) if tag in g]
+            return items[0].get(tag) if items else ds.get(tag, None)
+
+        out.append(
+            _Slice(
+                pixels=pixels[i] * slope + intercept,
+                position=_floats(first("PlanePositionSequence", "ImagePositionPatient"), 3),
+                orientation=_floats(
+                    first("PlaneOrientationSequence", "ImageOrientationPatient"), 6
+                ),
+                spacing=_floats(first("PixelMeasuresSequence", "PixelSpacing"), 2),
+                instance=i,
+                name=f"{file.name}:frame={i}",
+            )
+        )
+    return out
+
+
+def _normal(orientation: np.ndarray) -> np.ndarray:
+    return np.cross(orientation[:3], orientation[3:])
+
+
+def _order(slices: list[_Slice], path: Path) -> list[_Slice]:
+    if all(s.position is not None and s.orientation is not None for s in slices):
+        normal = _normal(slices[0].orientation)
+        depth = [float(np.dot(s.position, normal)) for s in slices]
+        if len(slices) > 1 and len(set(np.round(depth, 4))) < len(slices):
+            raise InputError(
+                "several DICOM slices share one position (multiple echoes or time points?); "
+                "point at a folder holding a single 3-D series",
+                path,
+            )
+        return [s for _, s in sorted(zip(depth, slices), key=lambda t: t[0])]
+    if all(s.instance is not None for s in slices):
+        return sorted(slices, key=lambda s: s.instance)
+    return slices
+
+
+def _affine(slices: list[_Slice], ds, path: Path) -> np.ndarray | None:
+    first = slices[0]
+    if any(s.position is None for s in slices) or first.orientation is None:
+        return None
+    if first.spacing is None:
+        return None
+    if (first.spacing <= 0).any():
+        raise InputError(f"PixelSpacing must be positive, got {tuple(first.spacing)}", path)
+    row_dir, col_dir = first.orientation[:3], first.orientation[3:]
+    lps = np.zeros((3, 4))
+    lps[:, 0] = col_dir * first.spacing[0]  # moving down one row follows the column direction
+    lps[:, 1] = row_dir * first.spacing[1]
+    if len(slices) > 1:
+        lps[:, 2] = (slices[-1].position - first.position) / (len(slices) - 1)
+    else:
+        thickness = ds.get("SpacingBetweenSlices", None) or ds.get("SliceThickness", None)
+        step = float(thickness) if thickness not in (None, "") else 1.0
+        if step <= 0:
+            raise InputError(f"slice spacing must be positive, got {step}", path)
+        lps[:, 2] = _normal(first.orientation) * step
+    lps[:, 3] = first.position
+    affine = np.eye(4)
+    affine[:3, :] = _LPS_TO_RAS @ lps
+    return affine

@@ -1,0 +1,42 @@
+"""fastMRI HDF5 files: the "reconstruction_rss" dataset, shaped (slices, H, W)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from wavesr.data.types import check_finite, check_voxel_count, require_file
+from wavesr.errors import InputError
+
+DATASET = "reconstruction_rss"
+
+
+def read_hdf5(path: Path) -> np.ndarray:
+    """Return the (N, H, W) float32 root-sum-of-squares reconstruction of a fastMRI file."""
+    import h5py
+
+    require_file(path)
+    try:
+        fh = h5py.File(path, "r")
+    except Exception as exc:
+        raise InputError(f"not a readable HDF5 file ({exc.__class__.__name__})", path) from exc
+    with fh:
+        if DATASET not in fh:
+            keys = ", ".join(sorted(fh.keys())) or "none"
+            raise InputError(f'HDF5 file has no "{DATASET}" dataset (keys: {keys})', path)
+        dset = fh[DATASET]
+        if not isinstance(dset, h5py.Dataset):
+            raise InputError(f'"{DATASET}" is a group, not a dataset', path)
+        shape = tuple(int(n) for n in dset.shape)
+        check_voxel_count(shape, path)
+        if len(shape) not in (2, 3):
+            raise InputError(f'"{DATASET}" must be (slices, H, W), got shape {shape}', path)
+        try:
+            data = np.asarray(dset[()], dtype=np.float32)
+        except Exception as exc:
+            raise InputError(f"cannot read HDF5 data ({exc.__class__.__name__})", path) from exc
+    if data.ndim == 2:
+        data = data[None]
+    check_finite(data, path)
+    return data

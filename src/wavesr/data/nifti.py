@@ -1,0 +1,72 @@
+"""NIfTI volumes (nibabel): read a 3-D volume and its affine; pick slicing axes by orientation."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from wavesr.data.types import check_finite, check_voxel_count, require_file
+from wavesr.errors import ConfigError, InputError
+
+# World axis letters (nibabel RAS codes) that define each anatomical slicing plane.
+PLANE_CODES = {"axial": ("S", "I"), "coronal": ("A", "P"), "sagittal": ("L", "R")}
+
+
+def read_nifti(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """Return (3-D float32 volume, 4x4 affine) of a NIfTI file, validating it on the way.
+
+    A 2-D image becomes one slice (H, W, 1); a 4-D image with one volume is squeezed.
+    """
+    import nibabel as nib
+
+    require_file(path)
+    try:
+        img = nib.load(str(path))
+    except Exception as exc:
+        raise InputError(f"not a readable NIfTI file ({exc.__class__.__name__})", path) from exc
+    shape = tuple(int(n) for n in img.shape)
+    check_voxel_count(shape, path)
+    if len(shape) == 4 and shape[3] == 1:
+        shape = shape[:3]
+    if len(shape) == 2:
+        shape = (*shape, 1)
+    if len(shape) != 3:
+        raise InputError(f"expected a 3-D volume, got shape {tuple(img.shape)}", path)
+    zooms = _raw_zooms(path, img, min(len(img.shape), 3))
+    if any(not np.isfinite(z) or z <= 0 for z in zooms):
+        raise InputError(f"voxel sizes must be positive, header says {zooms}", path)
+    try:
+        data = np.asarray(img.get_fdata(dtype=np.float32), dtype=np.float32).reshape(shape)
+    except Exception as exc:
+        raise InputError(f"not a readable NIfTI file ({exc.__class__.__name__})", path) from exc
+    check_finite(data, path)
+    affine = np.asarray(img.affine, dtype=np.float64)
+    if not np.isfinite(affine).all() or abs(np.linalg.det(affine[:3, :3])) < 1e-12:
+        raise InputError("affine is singular or holds NaN/infinite values", path)
+    return data, affine
+
+
+def _raw_zooms(path: Path, img, ndim: int) -> tuple[float, ...]:
+    """Voxel sizes as stored: nibabel silently replaces zero/negative pixdim when loading."""
+    from nibabel.openers import ImageOpener
+
+    try:
+        with ImageOpener(str(path)) as fh:
+            raw = type(img.header).from_fileobj(fh, check=False)
+        return tuple(float(z) for z in raw["pixdim"][1 : 1 + ndim])
+    except Exception as exc:
+        raise InputError(f"not a readable NIfTI file ({exc.__class__.__name__})", path) from exc
+
+
+def axis_for_plane(affine: np.ndarray, plane: str) -> int | None:
+    """The voxel axis whose world direction is normal to `plane` ("axial" -> S/I), or None."""
+    import nibabel as nib
+
+    if plane not in PLANE_CODES:
+        raise ConfigError(f"unknown slicing plane {plane!r} (axial, coronal or sagittal)")
+    codes = nib.aff2axcodes(affine)
+    for axis, code in enumerate(codes):
+        if code in PLANE_CODES[plane]:
+            return axis
+    return None

@@ -1,0 +1,70 @@
+"""The slice stack every reader returns, plus small validation helpers shared by the readers."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from wavesr.errors import InputError
+
+MAX_VOXELS = 2**31
+MIN_SLICE_SIZE = 8
+
+
+@dataclass
+class SliceStack:
+    """2-D slices of one input, normalised to [0, 1], with what is needed to write them back."""
+
+    slices: np.ndarray  # (N, H, W) float32 in [0, 1]
+    source: Path
+    kind: str  # "nifti" | "dicom" | "hdf5" | "image" | "npy"
+    indices: list[int]  # index of each kept slice in the original stack
+    affine: np.ndarray | None  # 4x4 voxel->world (RAS) of the original volume
+    slice_axis: int | None  # volume axis the slices were taken along
+    volume_shape: tuple[int, ...] | None  # original 3-D volume shape
+    normalization: dict = field(default_factory=dict)
+    names: list[str] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return int(self.slices.shape[0])
+
+
+def require_file(path: Path) -> None:
+    """Raise InputError unless `path` is an existing, non-empty regular file."""
+    if not path.exists():
+        raise InputError("no such file", path)
+    if not path.is_file():
+        raise InputError("not a regular file", path)
+    if path.stat().st_size == 0:
+        raise InputError("file is empty (0 bytes)", path)
+
+
+def check_voxel_count(shape: Sequence[int], path: Path) -> None:
+    """Reject headers that claim an absurd size before any data is read."""
+    if any(int(n) < 0 for n in shape):
+        raise InputError(f"header claims a negative dimension {tuple(shape)}", path)
+    total = int(np.prod([int(n) for n in shape], dtype=np.float64))
+    if total > MAX_VOXELS:
+        raise InputError(
+            f"header claims {tuple(int(n) for n in shape)} = {total} voxels (limit 2**31)", path
+        )
+
+
+def check_finite(array: np.ndarray, path: Path) -> None:
+    """Raise InputError if `array` holds NaN or infinite values."""
+    if not np.isfinite(array).all():
+        bad = int(array.size - np.count_nonzero(np.isfinite(array)))
+        raise InputError(f"data holds {bad} NaN/infinite values", path)
+
+
+def check_slice_size(height: int, width: int, path: Path) -> None:
+    """Raise InputError for slices smaller than 8x8 pixels."""
+    if height < MIN_SLICE_SIZE or width < MIN_SLICE_SIZE:
+        raise InputError(
+            f"slices are {height}x{width}, smaller than the minimum "
+            f"{MIN_SLICE_SIZE}x{MIN_SLICE_SIZE}",
+            path,
+        )

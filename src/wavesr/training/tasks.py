@@ -1,0 +1,161 @@
+"""The two training stages of WaveSR as engine tasks.
+
+Stage 1 (:class:`AutoencoderTask`): the frequency autoencoder on (LR, HR) patch pairs, Eq. 8.
+Stage 2 (:class:`LDTTask`): the LDT on latents of the frozen autoencoder, Eq. 9. The latents of
+every training slice are encoded once (posterior mode) and cached; each step crops random
+latent windows from the cache, so stage 2 spends its time in the transformer.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch import Tensor, nn
+from tqdm.auto import tqdm
+
+from wavesr.autoencoder import FrequencyAutoencoder, autoencoder_losses
+from wavesr.bundle import save_bundle
+from wavesr.config import WaveSRConfig
+from wavesr.data.bank import SliceBank, step_generator
+from wavesr.degrade import Degradation, degrade, pad_to_multiple
+from wavesr.diffusion import create_diffusion
+from wavesr.transformer import LatentDiffusionTransformer
+from wavesr.wavelet import dwt2
+
+
+def degradation_of(config: WaveSRConfig) -> Degradation:
+    d = config.data
+    return Degradation(kind=d.degradation, scale=d.scale, noise_sigma=d.noise_sigma)
+
+
+def diffusion_of(config: WaveSRConfig, respacing: str | int | None = None):
+    d = config.diffusion
+    return create_diffusion(
+        respacing,
+        noise_schedule=d.noise_schedule,
+        diffusion_steps=d.num_timesteps,
+        predict=d.predict,
+        learn_sigma=d.learn_sigma,
+        vlb_weight=d.vlb_weight,
+        vlb_scaling=d.vlb_scaling,
+    )
+
+
+class AutoencoderTask:
+    name = "autoencoder"
+
+    def __init__(self, config: WaveSRConfig, bank: SliceBank) -> None:
+        self.config, self.bank = config, bank
+        self.degradation = degradation_of(config)
+
+    def build_model(self) -> nn.Module:
+        return FrequencyAutoencoder(self.config.autoencoder)
+
+    def compute_loss(self, model: nn.Module, step: int, rank: int) -> dict[str, Tensor]:
+        train = self.config.autoencoder_training.train
+        hr = self.bank.batch(step, train.batch_size, self.config.data.crop, train.seed, rank)
+        device = next(model.parameters()).device
+        _, lr_up = degrade(hr, self.degradation, generator=step_generator(train.seed, step, rank))
+        hr, lr_up = hr.to(device), lr_up.to(device)
+        return autoencoder_losses(model(lr_up, hr), hr)
+
+    def export(self, model: nn.Module, run_dir: Path, step: int) -> None:
+        save_bundle(run_dir, "autoencoder", self.config, {"autoencoder": model.state_dict()},
+                    step=step, extras={"degradation": self.degradation.label})
+
+
+@torch.no_grad()
+def encode_slice_latents(
+    autoencoder: FrequencyAutoencoder, hr: Tensor, degradation: Degradation, *, seed: int = 0
+) -> Tensor:
+    """HR image(s) (B, 1, H, W), H, W multiples of the stride -> latents (B, 12, h, w)."""
+    _, lr_up = degrade(hr, degradation, seed=seed)
+    lr_bands, hr_bands = dwt2(lr_up), dwt2(hr)
+    inputs = torch.cat([lr_bands[:, :1], hr_bands[:, 1:]], dim=1)
+    return autoencoder.encode_bands(inputs).mode()
+
+
+class LatentCache:
+    """Posterior-mode latents of every training slice: cond (LR LL, 3 ch) and HF (HR, 9 ch)."""
+
+    def __init__(self, latents: list[Tensor]) -> None:
+        self.latents = latents
+        cond = torch.cat([z[:3].flatten() for z in latents])
+        high = torch.cat([z[3:].flatten() for z in latents])
+        # Unit-variance scaling of the diffusion space, as the SD VAE's 0.18215 (measured here).
+        self.cond_scale = float(1.0 / cond.std().clamp_min(1e-6))
+        self.hf_scale = float(1.0 / high.std().clamp_min(1e-6))
+
+    @classmethod
+    def build(
+        cls, autoencoder: FrequencyAutoencoder, bank: SliceBank, config: WaveSRConfig,
+        *, progress: bool = True,
+    ) -> LatentCache:
+        autoencoder.eval()
+        multiple = autoencoder.stride * config.ldt.patch_size
+        degradation = degradation_of(config)
+        latents = []
+        for i, image in enumerate(tqdm(bank.slices, desc="encoding latents", disable=not progress)):
+            hr = torch.from_numpy(image)[None, None]
+            hr = _pad_at_least(hr, config.data.crop)
+            hr, _ = pad_to_multiple(hr, multiple)
+            latents.append(encode_slice_latents(autoencoder, hr, degradation, seed=i)[0])
+        return cls(latents)
+
+    def batch(self, step: int, batch_size: int, size: int, seed: int, rank: int) -> tuple[Tensor, Tensor]:
+        """Scaled (x0 HF latents (B, 9, size, size), cond (B, 3, size, size)) for this step."""
+        gen = step_generator(seed, step, rank)
+        picks = torch.randint(0, len(self.latents), (batch_size,), generator=gen)
+        windows = []
+        for i in picks:
+            z = self.latents[int(i)]
+            top = int(torch.randint(0, z.shape[-2] - size + 1, (1,), generator=gen))
+            left = int(torch.randint(0, z.shape[-1] - size + 1, (1,), generator=gen))
+            windows.append(z[:, top : top + size, left : left + size])
+        z = torch.stack(windows)
+        return z[:, 3:] * self.hf_scale, z[:, :3] * self.cond_scale
+
+
+def _pad_at_least(x: Tensor, size: int) -> Tensor:
+    ph, pw = max(0, size - x.shape[-2]), max(0, size - x.shape[-1])
+    return torch.nn.functional.pad(x, (0, pw, 0, ph)) if (ph or pw) else x
+
+
+class LDTTask:
+    name = "ldt"
+
+    def __init__(
+        self, config: WaveSRConfig, autoencoder: FrequencyAutoencoder, cache: LatentCache,
+        *, autoencoder_source: str = "",
+    ) -> None:
+        self.config, self.autoencoder, self.cache = config, autoencoder, cache
+        self.diffusion = diffusion_of(config)
+        self.latent_crop = config.data.crop // autoencoder.stride
+        self.autoencoder_source = autoencoder_source
+
+    def build_model(self) -> nn.Module:
+        return LatentDiffusionTransformer(self.config.ldt)
+
+    def compute_loss(self, model: nn.Module, step: int, rank: int) -> dict[str, Tensor]:
+        train = self.config.ldt_training.train
+        x0, cond = self.cache.batch(step, train.batch_size, self.latent_crop, train.seed, rank)
+        gen = step_generator(train.seed + 7, step, rank)
+        t = torch.randint(0, self.diffusion.num_timesteps, (x0.shape[0],), generator=gen)
+        noise = torch.randn(x0.shape, generator=gen)
+        device = next(model.parameters()).device
+        terms = self.diffusion.training_losses(
+            model, x0.to(device), t.to(device), model_kwargs={"cond": cond.to(device)},
+            noise=noise.to(device),
+        )
+        return {k: v.mean() for k, v in terms.items()}
+
+    def export(self, model: nn.Module, run_dir: Path, step: int) -> None:
+        save_bundle(
+            run_dir, "wavesr", self.config,
+            {"autoencoder": self.autoencoder.state_dict(), "ldt": model.state_dict()},
+            step=step,
+            extras={"hf_scale": self.cache.hf_scale, "cond_scale": self.cache.cond_scale,
+                    "degradation": degradation_of(self.config).label,
+                    "autoencoder_source": self.autoencoder_source},
+        )

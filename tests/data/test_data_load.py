@@ -1,0 +1,98 @@
+from __future__ import annotations
+
+import nibabel as nib
+import numpy as np
+import pytest
+from PIL import Image
+
+from wavesr.data import SUPPORTED_SUFFIXES, find_inputs, load_slices, nonempty_slices
+from wavesr.errors import ConfigError, InputError
+
+
+def _png(path):
+    Image.fromarray(np.full((10, 10), 50, np.uint8)).save(path)
+
+
+def _nii(path):
+    nib.save(nib.Nifti1Image(np.ones((9, 9, 9), np.float32), np.eye(4)), str(path))
+
+
+def test_supported_suffixes():
+    assert set(SUPPORTED_SUFFIXES) == {
+        ".nii",
+        ".nii.gz",
+        ".dcm",
+        ".h5",
+        ".hdf5",
+        ".png",
+        ".jpg",
+        ".jpeg",
+        ".tif",
+        ".tiff",
+        ".npy",
+    }
+
+
+def test_find_inputs_units(tmp_path):
+    pngs = tmp_path / "pngs"
+    pngs.mkdir()
+    for k in (1, 2):
+        _png(pngs / f"{k}.png")
+    vols = tmp_path / "vols"
+    (vols / "sub").mkdir(parents=True)
+    _nii(vols / "b10.nii.gz")
+    _nii(vols / "b2.nii")
+    _png(vols / "preview.png")  # a folder holding volumes is not an image stack
+    np.save(vols / "sub" / "a.npy", np.ones((9, 9)))
+    dcm = tmp_path / "dcm"
+    dcm.mkdir()
+    (dcm / "x.dcm").write_bytes(b"x")
+    (dcm / ".hidden.dcm").write_bytes(b"x")
+    units = find_inputs([pngs, vols, dcm, pngs / "1.png", pngs])
+    assert units == [
+        pngs,
+        vols / "b2.nii",
+        vols / "b10.nii.gz",
+        vols / "sub" / "a.npy",
+        dcm,
+        pngs / "1.png",
+    ]
+
+
+def test_find_inputs_errors(tmp_path):
+    with pytest.raises(InputError, match="no such file"):
+        find_inputs([tmp_path / "missing.nii"])
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(InputError, match="no supported files"):
+        find_inputs([tmp_path / "empty"])
+    (tmp_path / "a.txt").write_text("x")
+    with pytest.raises(InputError, match="unsupported file type '.txt'"):
+        find_inputs([tmp_path / "a.txt"])
+
+
+def test_load_folder_of_volumes_and_unknown_file(tmp_path):
+    _nii(tmp_path / "a.nii")
+    with pytest.raises(InputError, match="1 volume files"):
+        load_slices(tmp_path)
+    (tmp_path / "a.txt").write_text("x")
+    with pytest.raises(InputError, match="unsupported file type"):
+        load_slices(tmp_path / "a.txt")
+
+
+def test_bad_options(tmp_path):
+    _nii(tmp_path / "a.nii")
+    with pytest.raises(ConfigError):
+        load_slices(tmp_path / "a.nii", normalization="zscore")
+    with pytest.raises(ConfigError):
+        load_slices(tmp_path / "a.nii", empty_threshold=2.0)
+
+
+def test_nonempty_rule():
+    stack = np.zeros((4, 10, 10), np.float32)
+    stack[1, :5, :] = 100.0  # 50% bright
+    stack[2, 0, :4] = 100.0  # 4% bright: empty at the 5% threshold
+    stack[3, 0, :5] = 100.0  # 5%: kept
+    stack[3, 5:, :] = 9.0  # below 10% of the 99.5th percentile: no signal
+    np.testing.assert_array_equal(nonempty_slices(stack), [False, True, False, True])
+    np.testing.assert_array_equal(nonempty_slices(stack, 0.0), [True] * 4)
+    assert not nonempty_slices(np.ones((2, 9, 9), np.float32)).any()

@@ -1,0 +1,153 @@
+from __future__ import annotations
+
+import nibabel as nib
+import numpy as np
+import pytest
+from pydicom.dataset import FileDataset, FileMetaDataset
+from pydicom.uid import ImplicitVRLittleEndian, MRImageStorage, generate_uid
+
+from wavesr.data import load_slices, stack_to_volume, write_nifti
+from wavesr.data.dicom import read_dicom
+from wavesr.errors import InputError
+
+SERIES = generate_uid()
+IOP = [1.0, 0.0, 0.0, 0.0, 1.0, 0.0]  # rows along +x (L), columns along +y (P): axial
+
+
+def write_dcm(
+    path,
+    pixels,
+    *,
+    ipp=None,
+    iop=IOP,
+    spacing=(0.5, 0.8),
+    instance=None,
+    slope=None,
+    intercept=None,
+    series=SERIES,
+    pixel_data=True,
+):
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = MRImageStorage
+    meta.MediaStorageSOPInstanceUID = generate_uid()
+    meta.TransferSyntaxUID = ImplicitVRLittleEndian
+    ds = FileDataset(str(path), {}, file_meta=meta, preamble=b"\0" * 128)
+    ds.SOPClassUID = MRImageStorage
+    ds.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
+    ds.SeriesInstanceUID = series
+    ds.Modality = "MR"
+    ds.Rows, ds.Columns = pixels.shape
+    ds.SamplesPerPixel = 1
+    ds.PhotometricInterpretation = "MONOCHROME2"
+    ds.BitsAllocated = ds.BitsStored = 16
+    ds.HighBit = 15
+    ds.PixelRepresentation = 0
+    if ipp is not None:
+        ds.ImagePositionPatient = [float(v) for v in ipp]
+        ds.ImageOrientationPatient = iop
+        ds.PixelSpacing = list(spacing)
+    if instance is not None:
+        ds.InstanceNumber = instance
+    if slope is not None:
+        ds.RescaleSlope, ds.RescaleIntercept = slope, intercept
+    if pixel_data:
+        ds.PixelData = pixels.astype(np.uint16).tobytes()
+    ds.save_as(str(path), enforce_file_format=True)
+    return path
+
+
+def _slice(k: int, shape=(10, 12)) -> np.ndarray:
+    base = np.arange(shape[0] * shape[1]).reshape(shape) % 50
+    return (base + 100 * (k + 1)).astype(np.uint16)
+
+
+def _series(folder, n=4, order=(2, 0, 3, 1), **kw):
+    folder.mkdir()
+    for file_no, k in enumerate(order[:n]):
+        write_dcm(folder / f"im{file_no}.dcm", _slice(k), ipp=(-100, -120, 10 + 2 * k), **kw)
+    return folder
+
+
+def test_series_sorted_by_position_and_rescaled(tmp_path):
+    folder = _series(tmp_path / "s", slope=2.0, intercept=-5.0)
+    stack = load_slices(folder, skip_empty=False)
+    assert stack.kind == "dicom"
+    assert stack.slice_axis == 2
+    assert stack.volume_shape == (10, 12, 4)
+    assert stack.names == ["im1.dcm", "im3.dcm", "im0.dcm", "im2.dcm"]
+    for k in range(4):
+        raw = _slice(k)
+        assert stack.normalization["lo"][k] == pytest.approx(2.0 * raw.min() - 5.0)
+        assert stack.normalization["hi"][k] == pytest.approx(2.0 * raw.max() - 5.0)
+
+
+def test_affine_matches_dicom_geometry(tmp_path):
+    folder = _series(tmp_path / "s")
+    stack = load_slices(folder)
+    aff = stack.affine
+    # DICOM (LPS): P(r, c, k) = IPP_k + r*dr*col_dir + c*dc*row_dir; RAS flips x and y.
+    for r, c, k in [(0, 0, 0), (9, 0, 1), (0, 11, 2), (9, 11, 3)]:
+        lps = np.array([-100.0, -120.0, 10.0 + 2 * k]) + r * 0.5 * np.array([0, 1, 0])
+        lps = lps + c * 0.8 * np.array([1, 0, 0])
+        ras = lps * np.array([-1, -1, 1])
+        np.testing.assert_allclose(aff @ [r, c, k, 1], [*ras, 1], atol=1e-9)
+    assert nib.aff2axcodes(aff)[2] == "S"
+
+
+def test_dicom_to_nifti_round_trip(tmp_path):
+    stack = load_slices(_series(tmp_path / "s"), skip_empty=False)
+    out = tmp_path / "out.nii.gz"
+    write_nifti(stack_to_volume(stack.slices, stack.slice_axis), stack.affine, out)
+    img = nib.load(str(out))
+    np.testing.assert_allclose(img.affine, stack.affine, atol=1e-5)
+    np.testing.assert_allclose(np.asarray(img.dataobj)[:, :, 1], stack.slices[1], atol=1e-6)
+
+
+def test_instance_number_fallback_without_positions(tmp_path):
+    folder = tmp_path / "s"
+    folder.mkdir()
+    for file_no, k in enumerate([3, 1, 2, 0]):
+        write_dcm(folder / f"f{file_no}.dcm", _slice(k), instance=k + 1)
+    dcm = read_dicom(folder)
+    assert dcm.affine is None
+    assert dcm.names == ["f3.dcm", "f1.dcm", "f2.dcm", "f0.dcm"]
+    np.testing.assert_array_equal(dcm.volume[:, :, 0], _slice(0))
+
+
+def test_files_found_by_magic_and_single_file(tmp_path):
+    folder = tmp_path / "s"
+    folder.mkdir()
+    write_dcm(folder / "IM0001", _slice(0), ipp=(0, 0, 0))
+    (folder / "notes.txt").write_text("hello")
+    stack = load_slices(folder)
+    assert stack.names == ["IM0001"]
+    single = load_slices(folder / "IM0001")
+    assert single.kind == "dicom" and single.slices.shape == (1, 10, 12)
+    assert single.affine[2, 2] == pytest.approx(1.0)  # default slice spacing
+
+
+@pytest.mark.parametrize(
+    "case", ["no-pixels", "mixed-sizes", "two-series", "not-dicom", "truncated"]
+)
+def test_bad_series(tmp_path, case):
+    folder = tmp_path / "s"
+    folder.mkdir()
+    write_dcm(folder / "a.dcm", _slice(0), ipp=(0, 0, 0))
+    if case == "no-pixels":
+        write_dcm(folder / "b.dcm", _slice(1), ipp=(0, 0, 2), pixel_data=False)
+        match = "no pixel data"
+    elif case == "mixed-sizes":
+        write_dcm(folder / "b.dcm", _slice(1, (8, 12)), ipp=(0, 0, 2))
+        match = "mixes slice sizes"
+    elif case == "two-series":
+        write_dcm(folder / "b.dcm", _slice(1), ipp=(0, 0, 2), series=generate_uid())
+        match = "2 DICOM series"
+    elif case == "not-dicom":
+        (folder / "b.dcm").write_bytes(b"hello, not a DICOM file" * 20)
+        match = "not a readable DICOM"
+    else:
+        data = write_dcm(folder / "b.dcm", _slice(1), ipp=(0, 0, 2)).read_bytes()
+        (folder / "b.dcm").write_bytes(data[:-50])
+        match = "cannot decode DICOM pixel data"
+    with pytest.raises(InputError, match=match):
+        load_slices(folder)

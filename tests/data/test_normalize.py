@@ -1,0 +1,41 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from wavesr.data.normalize import denormalize, normalize_stack, select
+from wavesr.errors import ConfigError
+
+
+def test_slice_minmax_known_values():
+    stack = np.array([[[2.0, 4.0], [6.0, 10.0]], [[5.0, 5.0], [5.0, 5.0]]], dtype=np.float32)
+    out, params = normalize_stack(stack, "slice-minmax")
+    np.testing.assert_allclose(out[0], [[0.0, 0.25], [0.5, 1.0]])
+    np.testing.assert_array_equal(out[1], 0.0)  # constant slice -> zeros
+    assert params == {"method": "slice-minmax", "lo": [2.0, 5.0], "hi": [10.0, 5.0]}
+    assert out.dtype == np.float32
+
+
+def test_volume_percentile_clips_outliers():
+    stack = np.tile(np.arange(1000, dtype=np.float32).reshape(1, 10, 100), (2, 1, 1))
+    stack[0, 0, 0] = 1e6
+    out, params = normalize_stack(stack, "volume-percentile")
+    lo, hi = np.percentile(stack, [0.5, 99.5])
+    assert params["lo"] == [pytest.approx(lo)] * 2 and params["hi"] == [pytest.approx(hi)] * 2
+    assert params["percentiles"] == [0.5, 99.5]
+    assert out[0, 0, 0] == 1.0 and out.min() == 0.0
+    np.testing.assert_allclose(out[1, 5, 0], (500 - lo) / (hi - lo), rtol=1e-5)
+
+
+def test_denormalize_round_trip_and_select():
+    rng = np.random.default_rng(1)
+    stack = rng.uniform(-3, 7, size=(4, 9, 9)).astype(np.float32)
+    out, params = normalize_stack(stack)
+    np.testing.assert_allclose(denormalize(out, params), stack, atol=1e-5)
+    sub = select(params, [1, 3])
+    np.testing.assert_allclose(denormalize(out[[1, 3]], sub), stack[[1, 3]], atol=1e-5)
+
+
+def test_unknown_method():
+    with pytest.raises(ConfigError, match="unknown normalization"):
+        normalize_stack(np.zeros((1, 2, 2)), "zscore")

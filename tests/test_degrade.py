@@ -1,0 +1,125 @@
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from wavesr.degrade import (
+    Degradation,
+    crop_to,
+    degrade,
+    downsample,
+    kspace_truncate,
+    pad_to_multiple,
+    upsample,
+)
+from wavesr.errors import ConfigError, InputError
+
+
+def _image(h=32, w=24, seed=0) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    return torch.rand(2, 1, h, w, generator=g) * 0.8 + 0.1
+
+
+def _band_limited(h=32, w=24) -> torch.Tensor:
+    y = torch.arange(h, dtype=torch.float64)[:, None]
+    x = torch.arange(w, dtype=torch.float64)[None, :]
+    img = 0.5 + 0.2 * torch.cos(2 * math.pi * 2 * y / h) + 0.1 * torch.sin(2 * math.pi * 1 * x / w)
+    return img[None, None]
+
+
+def test_labels_and_validation():
+    assert Degradation().label == "bicubic-x4"
+    assert Degradation("kspace", 4, 0.02).label == "kspace-x4+rician0.02"
+    assert Degradation("kspace", 2).label == "kspace-x2"
+    for bad in [dict(kind="blur"), dict(scale=3), dict(noise_sigma=-0.1)]:
+        with pytest.raises(ConfigError):
+            Degradation(**bad)
+
+
+@pytest.mark.parametrize("scale", [2, 4, 8])
+def test_bicubic_shapes_and_constant(scale):
+    hr = torch.full((1, 1, 32, 24), 0.3)
+    lr, up = degrade(hr, Degradation("bicubic", scale))
+    assert lr.shape == (1, 1, 32 // scale, 24 // scale) and up.shape == hr.shape
+    torch.testing.assert_close(lr, torch.full_like(lr, 0.3))
+    torch.testing.assert_close(up, hr)
+
+
+def test_downsample_is_antialiased_and_checks_size():
+    checker = (torch.arange(16)[:, None] + torch.arange(16)[None, :]) % 2
+    lr = downsample(checker.float()[None, None], 2)
+    # Without antialiasing a period-2 pattern aliases to 0 or 1; antialiased it is ~0.5 grey.
+    assert abs(float(lr[0, 0, 3:5, 3:5].mean()) - 0.5) < 0.02
+    assert float(lr[0, 0, 2:6, 2:6].std()) < 0.02
+    with pytest.raises(InputError, match="not divisible"):
+        downsample(torch.zeros(1, 1, 30, 32), 4)
+    assert upsample(torch.full((1, 1, 4, 4), 1.0), 2).max() <= 1.0
+
+
+def test_bicubic_matches_interpolate():
+    hr = _image()
+    lr, up = degrade(hr, Degradation("bicubic", 2))
+    ref = torch.nn.functional.interpolate(hr, scale_factor=0.5, mode="bicubic", antialias=True)
+    torch.testing.assert_close(lr, ref.clamp(0, 1))
+    ref_up = torch.nn.functional.interpolate(lr, scale_factor=2, mode="bicubic")
+    torch.testing.assert_close(up, ref_up.clamp(0, 1))
+
+
+def test_kspace_keeps_low_frequencies_exactly():
+    hr = _image(32, 24).double()
+    lr_c, up_c = kspace_truncate(hr, 4)
+    k_hr = torch.fft.fftshift(torch.fft.fft2(hr), dim=(-2, -1))
+    k_up = torch.fft.fftshift(torch.fft.fft2(up_c), dim=(-2, -1))
+    rows, cols = slice(16 - 4, 16 + 4), slice(12 - 3, 12 + 3)
+    torch.testing.assert_close(k_up[..., rows, cols], k_hr[..., rows, cols])
+    outside = k_up.clone()
+    outside[..., rows, cols] = 0
+    assert outside.abs().max() < 1e-9
+    k_lr = torch.fft.fftshift(torch.fft.fft2(lr_c), dim=(-2, -1)) * 16
+    torch.testing.assert_close(k_lr, k_hr[..., rows, cols])
+    torch.testing.assert_close(lr_c.real.mean(), hr.mean())
+
+
+def test_kspace_band_limited_image_is_exact():
+    hr = _band_limited()
+    lr, up = degrade(hr, Degradation("kspace", 4))
+    assert lr.shape == (1, 1, 8, 6) and lr.dtype == torch.float64
+    torch.testing.assert_close(up, hr)
+    torch.testing.assert_close(lr, hr[..., ::4, ::4])
+
+
+def test_seeded_noise_is_deterministic():
+    hr = _image()
+    for kind in ("bicubic", "kspace"):
+        deg = Degradation(kind, 2, 0.05)
+        a = degrade(hr, deg, seed=7)
+        b = degrade(hr, deg, seed=7)
+        c = degrade(hr, deg, seed=8)
+        torch.testing.assert_close(a[0], b[0])
+        torch.testing.assert_close(a[1], b[1])
+        assert not torch.equal(a[0], c[0])
+        clean = degrade(hr, Degradation(kind, 2))
+        assert (a[0] - clean[0]).abs().mean() > 0.01
+        g = torch.Generator().manual_seed(7)
+        torch.testing.assert_close(degrade(hr, deg, generator=g)[0], a[0])
+
+
+def test_rician_noise_floor_on_black():
+    lr, _ = degrade(torch.zeros(1, 1, 128, 128), Degradation("bicubic", 2, 0.05), seed=0)
+    # |n1 + i n2| is Rayleigh distributed: mean sigma * sqrt(pi / 2).
+    assert float(lr.mean()) == pytest.approx(0.05 * math.sqrt(math.pi / 2), rel=0.05)
+
+
+def test_pad_and_crop_round_trip():
+    x = torch.arange(2 * 1 * 5 * 6, dtype=torch.float32).reshape(2, 1, 5, 6)
+    padded, size = pad_to_multiple(x, 4)
+    assert padded.shape == (2, 1, 8, 8) and size == (5, 6)
+    torch.testing.assert_close(padded[..., 5, :6], x[..., 3, :])  # reflection of row 3
+    torch.testing.assert_close(padded[..., :5, 6], x[..., :, 4])
+    torch.testing.assert_close(crop_to(padded, size), x)
+    same, size = pad_to_multiple(x[..., :4, :4], 4)
+    assert same.shape == (2, 1, 4, 4) and size == (4, 4)
+    tiny, _ = pad_to_multiple(torch.ones(1, 1, 2, 2), 8)
+    assert tiny.shape == (1, 1, 8, 8) and torch.all(tiny == 1)
