@@ -43,7 +43,9 @@ class AutoencoderConfig:
     def block_out_channels(self) -> tuple[int, ...]:
         n_down = int(round(math.log2(self.downsample)))
         if 2**n_down != self.downsample or n_down < 1:
-            raise ValueError(f"autoencoder downsample must be a power of 2 >= 2, got {self.downsample}")
+            raise ValueError(
+                f"autoencoder downsample must be a power of 2 >= 2, got {self.downsample}"
+            )
         cap = self.base_channels * self.channel_mult_last
         return tuple(min(self.base_channels * 2**i, cap) for i in range(n_down + 1))
 
@@ -60,7 +62,9 @@ AUTOENCODER_PRESETS: dict[str, dict] = {
 
 def autoencoder_preset(name: str, **overrides) -> AutoencoderConfig:
     if name not in AUTOENCODER_PRESETS:
-        raise KeyError(f"unknown autoencoder preset {name!r}; choose from {sorted(AUTOENCODER_PRESETS)}")
+        raise KeyError(
+            f"unknown autoencoder preset {name!r}; choose from {sorted(AUTOENCODER_PRESETS)}"
+        )
     return AutoencoderConfig(**{**AUTOENCODER_PRESETS[name], **overrides})
 
 
@@ -138,10 +142,12 @@ class FrequencyAutoencoder(nn.Module):
         # (4B, 2*lc, h', w') -> (B, 2*4*lc) with mean channels first, then logvar channels.
         lc = self.config.latent_channels
         moments = moments.view(NUM_BANDS, b, 2, lc, *moments.shape[-2:]).permute(1, 2, 0, 3, 4, 5)
-        return DiagonalGaussianDistribution(moments.reshape(b, 2 * NUM_BANDS * lc, *moments.shape[-2:]))
+        return DiagonalGaussianDistribution(
+            moments.reshape(b, 2 * NUM_BANDS * lc, *moments.shape[-2:])
+        )
 
     def decode(self, ll_latent: Tensor, high_latents: Tensor, ll_lr: Tensor) -> Tensor:
-        """Eq. 3: latents (B, 3, ..) + (B, 9, ..) and the LR LL band (B, 1, h, w) -> (B, 4, h, w)."""
+        """Eq. 3: LL latent (B, 3) + HF latents (B, 9) and the LR LL band -> (B, 4, h, w) bands."""
         feats = self.decoder(torch.cat([ll_latent, high_latents], dim=1))
         feats = feats[..., : ll_lr.shape[-2], : ll_lr.shape[-1]]
         out = self.final(feats, ll_lr) / self.band_scales.view(1, -1, 1, 1)

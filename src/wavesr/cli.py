@@ -17,8 +17,14 @@ EXIT_USER_ERROR = 2
 
 def _add_config_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", default="cpu", help="preset name (cpu, paper, tiny) or YAML file")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a config value, e.g. --set ldt_training.train.batch_size=16")
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config value, e.g. --set ldt_training.train.batch_size=16",
+    )
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
@@ -31,7 +37,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
         config.data.paths = [str(p) for p in args.data]
     if args.max_steps is not None:
         stage = {"autoencoder": config.autoencoder_training, "ldt": config.ldt_training}.get(
-            args.model, config.baseline_training)
+            args.model, config.baseline_training
+        )
         stage.train.max_steps = args.max_steps
     out = Path(args.out)
     common = dict(max_minutes=args.max_minutes, resume=args.resume, progress=not args.quiet)
@@ -45,8 +52,10 @@ def _cmd_train(args: argparse.Namespace) -> int:
         from wavesr.baselines.train import train_baseline
 
         result = train_baseline(args.model, config, out, **common)
-    print(f"{args.model}: {result.status} at step {result.step}, last loss {result.last_loss:.5g}; "
-          f"model in {result.run_dir}")
+    print(
+        f"{args.model}: {result.status} at step {result.step}, last loss {result.last_loss:.5g}; "
+        f"model in {result.run_dir}"
+    )
     return 0
 
 

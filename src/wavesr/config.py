@@ -35,7 +35,7 @@ class DataConfig:
     noise_sigma: float = 0.0
     normalization: str = "slice-minmax"
     axis: str | None = None  # NIfTI slicing axis; None = axial
-    crops_per_slice: int = 4  # latent cache size for stage 2: crops encoded per slice
+    cache_max_slices: int = 0  # stage 2 encodes at most this many slices (evenly spaced); 0 = all
 
 
 @dataclass
@@ -120,9 +120,7 @@ class WaveSRConfig:
             (self.ldt.cond_channels == self.autoencoder.latent_channels, "ldt.cond_channels"),
         ]
         stride = 2 * self.autoencoder.downsample * self.ldt.patch_size
-        checks.append(
-            (self.data.crop % stride == 0, f"data.crop must be a multiple of {stride}")
-        )
+        checks.append((self.data.crop % stride == 0, f"data.crop must be a multiple of {stride}"))
         for stage in (self.autoencoder_training, self.ldt_training, self.baseline_training):
             checks.append((stage.train.batch_size >= 1, "batch_size must be >= 1"))
             checks.append((stage.optim.lr > 0, "lr must be > 0"))
@@ -164,7 +162,9 @@ def _coerce(value: Any, annotation: Any, key: str) -> Any:
         return value
     if annotation is Any:
         return value
-    raise ConfigError(f"config key {key}: {value!r} is not a valid {getattr(annotation, '__name__', annotation)}")
+    raise ConfigError(
+        f"config key {key}: {value!r} is not a valid {getattr(annotation, '__name__', annotation)}"
+    )
 
 
 def _build(cls: type, values: dict, prefix: str = "") -> Any:
@@ -173,9 +173,7 @@ def _build(cls: type, values: dict, prefix: str = "") -> Any:
     unknown = sorted(set(values) - names)
     if unknown:
         raise ConfigError(f"unknown config key {prefix + '.' if prefix else ''}{unknown[0]}")
-    kwargs = {
-        k: _coerce(v, hints[k], f"{prefix}.{k}" if prefix else k) for k, v in values.items()
-    }
+    kwargs = {k: _coerce(v, hints[k], f"{prefix}.{k}" if prefix else k) for k, v in values.items()}
     return cls(**kwargs)
 
 
@@ -227,7 +225,9 @@ def load_config(name_or_path: str | Path, overrides: list[str] | None = None) ->
     elif (PRESET_DIR / f"{name_or_path}.yaml").is_file():
         values = read_yaml(PRESET_DIR / f"{name_or_path}.yaml")
     else:
-        raise ConfigError(f"unknown preset {name_or_path!r}; choose from {preset_names()} or a .yaml")
+        raise ConfigError(
+            f"unknown preset {name_or_path!r}; choose from {preset_names()} or a .yaml"
+        )
     for text in overrides or []:
         _set_dotted(values, *parse_override(text))
     return config_from_dict(values)

@@ -1,9 +1,9 @@
 """The WaveSR inference pipeline, top to bottom in one place.
 
-    LR slice --bicubic--> LR on the HR grid --Haar DWT--> LL_LR band
-      --encoder--> LR LL latent (condition c)
-      --LDT (diffusion sampling)--> HR high-frequency latents {LH, HL, HH}
-      --decoder (conditioned on LL_LR)--> HR sub-bands --inverse DWT--> SR slice
+LR slice --bicubic--> LR on the HR grid --Haar DWT--> LL_LR band
+  --encoder--> LR LL latent (condition c)
+  --LDT (diffusion sampling)--> HR high-frequency latents {LH, HL, HH}
+  --decoder (conditioned on LL_LR)--> HR sub-bands --inverse DWT--> SR slice
 """
 
 from __future__ import annotations
@@ -60,7 +60,9 @@ class WaveSRPipeline:
             ldt = LatentDiffusionTransformer(bundle.config.ldt)
             load_state_into(ldt, bundle.tensors["ldt"], bundle.root)
         return cls(
-            bundle.config, autoencoder, ldt,
+            bundle.config,
+            autoencoder,
+            ldt,
             hf_scale=float(bundle.extras.get("hf_scale", 1.0)),
             cond_scale=float(bundle.extras.get("cond_scale", 1.0)),
             device=device,
@@ -98,7 +100,12 @@ class WaveSRPipeline:
         return crop_to(idwt2(bands), size).clamp(0.0, 1.0)
 
     def sample_high_frequency_latents(
-        self, ll_latent: Tensor, *, steps: int | None, seed: int, sampler: str | None,
+        self,
+        ll_latent: Tensor,
+        *,
+        steps: int | None,
+        seed: int,
+        sampler: str | None,
         progress: bool,
     ) -> Tensor:
         cfg = self.config.diffusion
@@ -112,12 +119,21 @@ class WaveSRPipeline:
         kwargs = {"cond": ll_latent * self.cond_scale}
         if sampler == "ddim":
             sample = diffusion.ddim_sample_loop(
-                self.ldt, shape, eta=cfg.eta, model_kwargs=kwargs, generator=generator,
-                progress=progress, device=self.device,
+                self.ldt,
+                shape,
+                eta=cfg.eta,
+                model_kwargs=kwargs,
+                generator=generator,
+                progress=progress,
+                device=self.device,
             )
         else:
             sample = diffusion.p_sample_loop(
-                self.ldt, shape, model_kwargs=kwargs, generator=generator, progress=progress,
+                self.ldt,
+                shape,
+                model_kwargs=kwargs,
+                generator=generator,
+                progress=progress,
                 device=self.device,
             )
         return sample / self.hf_scale

@@ -53,7 +53,7 @@ def idwt2(bands: Tensor) -> Tensor:
 
 
 def pad_even(x: Tensor) -> tuple[Tensor, tuple[int, int]]:
-    """Reflect-pad the bottom/right edge to even size; returns the padded tensor and the old size."""
+    """Replicate-pad the bottom/right edge to even size; returns the padded tensor and old size."""
     h, w = x.shape[-2:]
     padded = F.pad(x, (0, w % 2, 0, h % 2), mode="replicate") if (h % 2 or w % 2) else x
     return padded, (h, w)

@@ -24,7 +24,9 @@ from wavesr.errors import CheckpointError
 PICKLE_SUFFIXES = (".pt", ".pth", ".ckpt", ".bin", ".pkl", ".pickle")
 
 
-def save_tensors(tensors: dict[str, torch.Tensor], path: Path, metadata: dict | None = None) -> None:
+def save_tensors(
+    tensors: dict[str, torch.Tensor], path: Path, metadata: dict | None = None
+) -> None:
     """Atomic safetensors write (contiguous CPU copies, temp file in the same folder)."""
     data = {k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -138,7 +140,9 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
     return out
 
 
-def load_state_into(module: torch.nn.Module, tensors: dict[str, torch.Tensor], source: Path) -> None:
+def load_state_into(
+    module: torch.nn.Module, tensors: dict[str, torch.Tensor], source: Path
+) -> None:
     """Strict load that turns architecture mismatches into a clear CheckpointError."""
     own = module.state_dict()
     missing = sorted(set(own) - set(tensors))

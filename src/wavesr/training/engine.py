@@ -197,16 +197,22 @@ def train(
                 at_step,
                 accelerator.unwrap_model(model).state_dict(),
                 optimizer.state_dict(),
-                {"elapsed_s": elapsed_before + time.monotonic() - started, "config": config_dict,
-                 "task": task.name},
+                {
+                    "elapsed_s": elapsed_before + time.monotonic() - started,
+                    "config": config_dict,
+                    "task": task.name,
+                },
                 ema.shadow if ema else None,
                 keep_last=tcfg.keep_last,
             )
         accelerator.wait_for_everyone()
 
     bar = tqdm(
-        total=tcfg.max_steps, initial=start_step, desc=f"train {task.name}",
-        disable=not (progress and main), dynamic_ncols=True,
+        total=tcfg.max_steps,
+        initial=start_step,
+        desc=f"train {task.name}",
+        disable=not (progress and main),
+        dynamic_ncols=True,
     )
     window_start, window_steps = time.monotonic(), 0
     with _StopFlag() as stop:
@@ -236,8 +242,11 @@ def train(
             if step % tcfg.log_every == 0 or step == tcfg.max_steps:
                 seconds = (time.monotonic() - window_start) / max(1, window_steps)
                 values = {k: float(v.detach().mean()) for k, v in losses.items()}
-                values.update(lr=lr, seconds_per_step=seconds,
-                              samples_per_s=tcfg.batch_size * accelerator.num_processes / seconds)
+                values.update(
+                    lr=lr,
+                    seconds_per_step=seconds,
+                    samples_per_s=tcfg.batch_size * accelerator.num_processes / seconds,
+                )
                 log.log(step, values)
                 bar.set_postfix(loss=f"{last_loss:.4g}", it_s=f"{1 / seconds:.2f}")
                 window_start, window_steps = time.monotonic(), 0

@@ -27,7 +27,12 @@ def _is_main() -> bool:
 
 
 def train_autoencoder(
-    config: WaveSRConfig, out: Path, *, max_minutes: float | None, resume: bool, progress: bool = True
+    config: WaveSRConfig,
+    out: Path,
+    *,
+    max_minutes: float | None,
+    resume: bool,
+    progress: bool = True,
 ) -> TrainResult:
     _check_data(config.data.paths)
     bank = SliceBank.from_paths(config.data.paths, config.data, progress=progress and _is_main())
@@ -35,13 +40,25 @@ def train_autoencoder(
         out.mkdir(parents=True, exist_ok=True)
         save_config(config, out / "config.yaml")
     task = AutoencoderTask(config, bank)
-    return train(task, config.autoencoder_training, out, config_dict=config.to_dict(),
-                 max_minutes=max_minutes, resume=resume, progress=progress)
+    return train(
+        task,
+        config.autoencoder_training,
+        out,
+        config_dict=config.to_dict(),
+        max_minutes=max_minutes,
+        resume=resume,
+        progress=progress,
+    )
 
 
 def train_ldt(
-    config: WaveSRConfig, autoencoder_run: Path, out: Path, *, max_minutes: float | None,
-    resume: bool, progress: bool = True,
+    config: WaveSRConfig,
+    autoencoder_run: Path,
+    out: Path,
+    *,
+    max_minutes: float | None,
+    resume: bool,
+    progress: bool = True,
 ) -> TrainResult:
     """Stage 2: the autoencoder's architecture and data settings come from its own bundle."""
     _check_data(config.data.paths)
@@ -59,5 +76,12 @@ def train_ldt(
         out.mkdir(parents=True, exist_ok=True)
         save_config(config, out / "config.yaml")
     task = LDTTask(config, autoencoder, cache, autoencoder_source=str(autoencoder_run))
-    return train(task, config.ldt_training, out, config_dict=config.to_dict(),
-                 max_minutes=max_minutes, resume=resume, progress=progress)
+    return train(
+        task,
+        config.ldt_training,
+        out,
+        config_dict=config.to_dict(),
+        max_minutes=max_minutes,
+        resume=resume,
+        progress=progress,
+    )

@@ -61,8 +61,14 @@ class AutoencoderTask:
         return autoencoder_losses(model(lr_up, hr), hr)
 
     def export(self, model: nn.Module, run_dir: Path, step: int) -> None:
-        save_bundle(run_dir, "autoencoder", self.config, {"autoencoder": model.state_dict()},
-                    step=step, extras={"degradation": self.degradation.label})
+        save_bundle(
+            run_dir,
+            "autoencoder",
+            self.config,
+            {"autoencoder": model.state_dict()},
+            step=step,
+            extras={"degradation": self.degradation.label},
+        )
 
 
 @torch.no_grad()
@@ -89,21 +95,40 @@ class LatentCache:
 
     @classmethod
     def build(
-        cls, autoencoder: FrequencyAutoencoder, bank: SliceBank, config: WaveSRConfig,
-        *, progress: bool = True,
+        cls,
+        autoencoder: FrequencyAutoencoder,
+        bank: SliceBank,
+        config: WaveSRConfig,
+        *,
+        progress: bool = True,
+        batch_size: int = 16,
     ) -> LatentCache:
+        """Encode (at most ``data.cache_max_slices``, evenly spaced) slices in same-size batches."""
         autoencoder.eval()
         multiple = autoencoder.stride * config.ldt.patch_size
         degradation = degradation_of(config)
-        latents = []
-        for i, image in enumerate(tqdm(bank.slices, desc="encoding latents", disable=not progress)):
-            hr = torch.from_numpy(image)[None, None]
-            hr = _pad_at_least(hr, config.data.crop)
-            hr, _ = pad_to_multiple(hr, multiple)
-            latents.append(encode_slice_latents(autoencoder, hr, degradation, seed=i)[0])
+        n = len(bank.slices)
+        keep = config.data.cache_max_slices
+        chosen = list(range(n)) if keep <= 0 or keep >= n else _evenly_spaced(n, keep)
+        by_shape: dict[tuple[int, int], list[int]] = {}
+        for i in chosen:
+            by_shape.setdefault(bank.slices[i].shape, []).append(i)
+        latents: list[Tensor] = []
+        bar = tqdm(total=len(chosen), desc="encoding latents", disable=not progress)
+        for indices in by_shape.values():
+            for start in range(0, len(indices), batch_size):
+                group = indices[start : start + batch_size]
+                hr = torch.stack([torch.from_numpy(bank.slices[i]) for i in group])[:, None]
+                hr, _ = pad_to_multiple(_pad_at_least(hr, config.data.crop), multiple)
+                z = encode_slice_latents(autoencoder, hr, degradation, seed=group[0])
+                latents.extend(z.unbind(0))
+                bar.update(len(group))
+        bar.close()
         return cls(latents)
 
-    def batch(self, step: int, batch_size: int, size: int, seed: int, rank: int) -> tuple[Tensor, Tensor]:
+    def batch(
+        self, step: int, batch_size: int, size: int, seed: int, rank: int
+    ) -> tuple[Tensor, Tensor]:
         """Scaled (x0 HF latents (B, 9, size, size), cond (B, 3, size, size)) for this step."""
         gen = step_generator(seed, step, rank)
         picks = torch.randint(0, len(self.latents), (batch_size,), generator=gen)
@@ -117,6 +142,10 @@ class LatentCache:
         return z[:, 3:] * self.hf_scale, z[:, :3] * self.cond_scale
 
 
+def _evenly_spaced(n: int, k: int) -> list[int]:
+    return sorted({int(round(i * (n - 1) / max(1, k - 1))) for i in range(k)})
+
+
 def _pad_at_least(x: Tensor, size: int) -> Tensor:
     ph, pw = max(0, size - x.shape[-2]), max(0, size - x.shape[-1])
     return torch.nn.functional.pad(x, (0, pw, 0, ph)) if (ph or pw) else x
@@ -126,8 +155,12 @@ class LDTTask:
     name = "ldt"
 
     def __init__(
-        self, config: WaveSRConfig, autoencoder: FrequencyAutoencoder, cache: LatentCache,
-        *, autoencoder_source: str = "",
+        self,
+        config: WaveSRConfig,
+        autoencoder: FrequencyAutoencoder,
+        cache: LatentCache,
+        *,
+        autoencoder_source: str = "",
     ) -> None:
         self.config, self.autoencoder, self.cache = config, autoencoder, cache
         self.diffusion = diffusion_of(config)
@@ -145,17 +178,25 @@ class LDTTask:
         noise = torch.randn(x0.shape, generator=gen)
         device = next(model.parameters()).device
         terms = self.diffusion.training_losses(
-            model, x0.to(device), t.to(device), model_kwargs={"cond": cond.to(device)},
+            model,
+            x0.to(device),
+            t.to(device),
+            model_kwargs={"cond": cond.to(device)},
             noise=noise.to(device),
         )
         return {k: v.mean() for k, v in terms.items()}
 
     def export(self, model: nn.Module, run_dir: Path, step: int) -> None:
         save_bundle(
-            run_dir, "wavesr", self.config,
+            run_dir,
+            "wavesr",
+            self.config,
             {"autoencoder": self.autoencoder.state_dict(), "ldt": model.state_dict()},
             step=step,
-            extras={"hf_scale": self.cache.hf_scale, "cond_scale": self.cache.cond_scale,
-                    "degradation": degradation_of(self.config).label,
-                    "autoencoder_source": self.autoencoder_source},
+            extras={
+                "hf_scale": self.cache.hf_scale,
+                "cond_scale": self.cache.cond_scale,
+                "degradation": degradation_of(self.config).label,
+                "autoencoder_source": self.autoencoder_source,
+            },
         )

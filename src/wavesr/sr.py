@@ -1,0 +1,315 @@
+"""`wavesr sr`: super-resolve one input (NIfTI, DICOM, HDF5, .npy, images) and write it back.
+
+Output format follows the input: NIfTI -> NIfTI (affine from `sr_affine`), DICOM -> NIfTI,
+HDF5 -> HDF5 ("reconstruction_rss"), .npy -> .npy, image folder -> PNG folder, one image ->
+one PNG (8-bit, or 16-bit when the input was 16-bit or float). Intensities are mapped back to
+the input's scale with the per-slice normalisation parameters (`denormalize`).
+
+Near-empty slices (see `nonempty_slices`) are not run through the model: they are filled with
+the bicubic upsampling of the original slice, so every output is complete.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import secrets
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from wavesr.data.dicom import dicom_files, is_dicom_file
+from wavesr.data.hdf5 import DATASET as HDF5_DATASET
+from wavesr.data.images import IMAGE_SUFFIXES, image_files
+from wavesr.data.load import load_slices, nonempty_slices, suffix_of
+from wavesr.data.normalize import denormalize, select
+from wavesr.data.types import SliceStack
+from wavesr.data.write import sr_affine, stack_to_volume, write_nifti, write_png_slices
+from wavesr.degrade import upsample
+from wavesr.errors import CheckpointError, ConfigError, InputError, OutputError
+from wavesr.io_atomic import atomic_write, check_output_path
+
+# Output kinds, decided from the input before any work.
+NIFTI, HDF5, NPY, PNG_FILE, PNG_FOLDER = "nifti", "hdf5", "npy", "png-file", "png-folder"
+_SUFFIXES = {NIFTI: (".nii", ".nii.gz"), HDF5: (".h5", ".hdf5"), NPY: (".npy",)}
+SAMPLERS = ("ddim", "ancestral")
+
+
+@dataclass
+class SROptions:
+    scale: int = 4
+    steps: int = 50
+    seed: int = 0
+    batch: int = 16
+    device: str = "cpu"
+    input_is_upsampled: bool = False
+    axis: int | str | None = None
+    overwrite: bool = False
+    sampler: str = "ddim"
+    progress: bool = True
+
+
+@dataclass
+class SRResult:
+    output: Path
+    slices: int  # slices written
+    super_resolved: int  # of which went through the model (the rest were near-empty)
+    shape: tuple[int, ...]  # shape of the written array (volume, or (N, H, W) for images)
+    seconds: float
+
+    def summary(self) -> str:
+        filled = self.slices - self.super_resolved
+        extra = f" ({filled} near-empty, bicubic)" if filled else ""
+        shape = "x".join(str(n) for n in self.shape)
+        return (
+            f"sr: {self.slices} slices{extra} -> {self.output} ({shape}) in {self.seconds:.1f} s"
+        )
+
+
+def output_kind(source: Path, output: Path) -> str:
+    """Which writer `output` gets for `source`; raises OutputError for a mismatched suffix."""
+    if not source.exists():
+        raise InputError("no such file or folder", source)
+    if source.is_dir():
+        kind = NIFTI if dicom_files(source) else PNG_FOLDER if image_files(source) else None
+        if kind is None:
+            raise InputError("folder holds no DICOM or image files", source)
+    else:
+        suffix = suffix_of(source)
+        if suffix in _SUFFIXES[NIFTI] or suffix == ".dcm" or (
+            suffix not in IMAGE_SUFFIXES + _SUFFIXES[HDF5] + _SUFFIXES[NPY]
+            and is_dicom_file(source)
+        ):
+            kind = NIFTI
+        elif suffix in _SUFFIXES[HDF5]:
+            kind = HDF5
+        elif suffix in _SUFFIXES[NPY]:
+            kind = NPY
+        elif suffix in IMAGE_SUFFIXES:
+            kind = PNG_FILE if suffix_of(output) == ".png" else PNG_FOLDER
+        else:
+            raise InputError(f"unsupported file type '{suffix or source.name}'", source)
+    _check_output_suffix(kind, source, output)
+    return kind
+
+
+def _check_output_suffix(kind: str, source: Path, output: Path) -> None:
+    suffix = suffix_of(output)
+    if kind in _SUFFIXES and suffix not in _SUFFIXES[kind]:
+        what = "DICOM" if kind == NIFTI and suffix_of(source) not in _SUFFIXES[NIFTI] else kind
+        wanted = " or ".join(_SUFFIXES[kind])
+        raise OutputError(
+            f"{what} input is written as {kind.upper() if kind != 'nifti' else 'NIfTI'}: "
+            f"the output must end in {wanted}",
+            output,
+        )
+    if kind == PNG_FOLDER and source.is_dir() and suffix == ".png":
+        raise OutputError("a folder of images is written as a folder of PNGs, not one .png", output)
+    if kind == PNG_FOLDER and output.is_file():
+        raise OutputError("the output must be a folder (it is a file)", output)
+    if kind != PNG_FOLDER and output.is_dir():
+        raise OutputError("the output is a folder, expected a file", output)
+
+
+def resolve_model_dir(model: str | Path | None) -> Path:
+    if model is not None:
+        return Path(model)
+    try:
+        from wavesr.weights import default_model_dir
+    except ImportError as exc:
+        raise ConfigError("no --model given and no bundled default model") from exc
+    path = default_model_dir()
+    if path is None or not Path(path).is_dir():
+        raise ConfigError("no --model given and no bundled default model")
+    return Path(path)
+
+
+def load_pipeline(model_dir: Path, scale: int, device: str):
+    """Load a full WaveSR bundle (autoencoder + LDT) trained for `scale`."""
+    from wavesr.bundle import load_bundle
+    from wavesr.pipeline import WaveSRPipeline
+
+    bundle = load_bundle(model_dir)
+    if "ldt" not in bundle.tensors:
+        raise CheckpointError(
+            f"this is an {bundle.kind!r} model without an LDT; pass a `wavesr train ldt` run",
+            model_dir,
+        )
+    trained = int(bundle.config.data.scale)
+    if trained != int(scale):
+        raise ConfigError(
+            f"the model was trained for x{trained} but --scale is {scale} (x{scale}); "
+            f"use --scale {trained} or a x{scale} model",
+            model_dir,
+        )
+    return WaveSRPipeline.from_pretrained(bundle, device=device)
+
+
+def _check_options(opts: SROptions) -> None:
+    if opts.scale not in (2, 4, 8):
+        raise ConfigError(f"--scale must be 2, 4 or 8, got {opts.scale}")
+    if opts.steps < 1:
+        raise ConfigError(f"--steps must be >= 1, got {opts.steps}")
+    if opts.batch < 1:
+        raise ConfigError(f"--batch must be >= 1, got {opts.batch}")
+    if opts.sampler not in SAMPLERS:
+        raise ConfigError(f"--sampler must be one of {', '.join(SAMPLERS)}, got {opts.sampler!r}")
+    if opts.device.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError("--device cuda given but no CUDA GPU is available")
+
+
+def batches(n: int, size: int) -> Iterator[slice]:
+    for start in range(0, n, size):
+        yield slice(start, min(start + size, n))
+
+
+def super_resolve_stack(
+    pipeline, stack: SliceStack, keep: np.ndarray, opts: SROptions
+) -> np.ndarray:
+    """All slices of `stack` -> (N, H*s, W*s) float32 in the input's intensity scale.
+
+    Slices flagged in `keep` go through the model in batches of `opts.batch`; the others are
+    bicubic-upsampled only. A stack's slices share one size, so a batch is one tensor. Each
+    batch is seeded with `opts.seed` + its first slice index (same seed and batch size give the
+    same output).
+    """
+    from tqdm.auto import tqdm
+
+    factor = 1 if opts.input_is_upsampled else opts.scale
+    n, h, w = stack.slices.shape
+    out = np.empty((n, h * factor, w * factor), dtype=np.float32)
+    device = torch.device(opts.device)
+    model_idx = np.flatnonzero(keep)
+    other_idx = np.flatnonzero(~keep)
+    with tqdm(total=len(model_idx), desc="sr", unit="slice", disable=not opts.progress) as bar:
+        for part in batches(len(model_idx), opts.batch):
+            idx = model_idx[part]
+            x = _to_grid(stack.slices[idx], factor, device)
+            sr = pipeline(x, steps=opts.steps, seed=opts.seed + int(idx[0]), sampler=opts.sampler)
+            out[idx] = _denormalized(sr, stack, idx)
+            bar.update(len(idx))
+    for part in batches(len(other_idx), opts.batch):
+        idx = other_idx[part]
+        out[idx] = _denormalized(_to_grid(stack.slices[idx], factor, device), stack, idx)
+    return out
+
+
+def _to_grid(slices: np.ndarray, factor: int, device: torch.device) -> torch.Tensor:
+    """(B, h, w) [0, 1] slices -> (B, 1, h*factor, w*factor) on the HR grid (bicubic)."""
+    x = torch.from_numpy(np.ascontiguousarray(slices)).unsqueeze(1).to(device)
+    return x if factor == 1 else upsample(x, factor)
+
+
+def _denormalized(x: torch.Tensor, stack: SliceStack, idx: np.ndarray) -> np.ndarray:
+    arr = x[:, 0].float().cpu().numpy()
+    return denormalize(arr, select(stack.normalization, [int(i) for i in idx]))
+
+
+def run_sr(
+    source: str | Path, output: str | Path, *, model: str | Path | None = None,
+    options: SROptions | None = None,
+) -> SRResult:
+    """Check paths, load the model, super-resolve every slice of `source`, write `output`."""
+    opts = options or SROptions()
+    source, output = Path(source), Path(output)
+    start = time.perf_counter()
+    _check_options(opts)
+    kind = output_kind(source, output)
+    check_output_path(output, inputs=[source], overwrite=opts.overwrite)
+    pipeline = load_pipeline(resolve_model_dir(model), opts.scale, opts.device)
+    stack = load_slices(
+        source, axis=opts.axis, normalization=pipeline.config.data.normalization,
+        skip_empty=False,
+    )
+    if kind == PNG_FILE and len(stack) != 1:
+        raise OutputError(
+            f"the input holds {len(stack)} images; give a folder (no .png suffix) as output",
+            output,
+        )
+    # Same rule as load_slices' skipping, on the original intensities.
+    keep = nonempty_slices(denormalize(stack.slices, stack.normalization))
+    sr = super_resolve_stack(pipeline, stack, keep, opts)
+    shape = _write(kind, stack, sr, output, opts)
+    return SRResult(output, len(stack), int(keep.sum()), shape, time.perf_counter() - start)
+
+
+def _write(
+    kind: str, stack: SliceStack, sr: np.ndarray, output: Path, opts: SROptions
+) -> tuple[int, ...]:
+    if kind in (PNG_FILE, PNG_FOLDER):
+        _write_pngs(stack, sr, output, kind, opts.overwrite)
+        return tuple(sr.shape)
+    if stack.slice_axis is None:  # a 2-D .npy: one slice
+        data = sr[0]
+    else:
+        data = stack_to_volume(sr, stack.slice_axis)
+    if kind == NIFTI:
+        factor = 1 if opts.input_is_upsampled else opts.scale
+        affine = sr_affine(stack.affine, stack.slice_axis, factor)
+        write_nifti(data, affine, output, overwrite=opts.overwrite)
+    elif kind == HDF5:
+        atomic_write(output, lambda tmp: _save_hdf5(tmp, data), overwrite=opts.overwrite)
+    else:
+        atomic_write(output, lambda tmp: np.save(tmp, data), overwrite=opts.overwrite)
+    return tuple(data.shape)
+
+
+def _save_hdf5(path: Path, data: np.ndarray) -> None:
+    import h5py
+
+    with h5py.File(path, "w") as fh:
+        fh.create_dataset(HDF5_DATASET, data=np.ascontiguousarray(data, dtype=np.float32))
+
+
+def png_depth(source: Path, stack: SliceStack) -> tuple[int, float]:
+    """(bits, peak) for writing: 8-bit / 255 for 8-bit inputs, 16-bit / 65535 for wider
+    integer inputs, 16-bit / 1.0 for float images whose values lie in [0, 1]."""
+    files = image_files(source) if source.is_dir() else [source]
+    dtypes = [_image_dtype(f) for f in files]
+    if all(d == np.uint8 for d in dtypes):
+        return 8, 255.0
+    if any(np.issubdtype(d, np.floating) for d in dtypes) and max(stack.normalization["hi"]) <= 1:
+        return 16, 1.0
+    return 16, 65535.0
+
+
+def _image_dtype(path: Path) -> np.dtype:
+    if path.suffix.lower() in (".tif", ".tiff"):
+        import tifffile
+
+        with tifffile.TiffFile(path) as tif:
+            return np.dtype(tif.series[0].dtype)
+    from PIL import Image
+
+    with Image.open(path) as img:
+        mode = img.mode
+    if mode == "F":
+        return np.dtype(np.float32)
+    return np.dtype(np.uint16 if mode.startswith("I") else np.uint8)
+
+
+def _write_pngs(
+    stack: SliceStack, sr: np.ndarray, output: Path, kind: str, overwrite: bool
+) -> None:
+    """Write the PNGs into a temp folder beside `output`, then move them in place."""
+    bits, peak = png_depth(stack.source, stack)
+    sr /= peak  # in place: the preallocated output is not copied
+    output.parent.mkdir(parents=True, exist_ok=True)
+    tmp = output.with_name(f".{output.name}.tmp-{secrets.token_hex(4)}")
+    try:
+        paths = write_png_slices(sr, tmp, stack.names, bits=bits)
+        if kind == PNG_FILE:
+            os.replace(paths[0], output)
+        elif not output.exists():
+            os.replace(tmp, output)
+        else:
+            for path in paths:
+                os.replace(path, output / path.name)
+    except OSError as exc:
+        raise OutputError(f"cannot write PNGs ({exc.strerror or exc})", output) from exc
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
