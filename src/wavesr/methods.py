@@ -7,6 +7,7 @@ is imported (the baselines register theirs from ``wavesr.baselines.methods``).
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -221,10 +222,15 @@ def _wavesr(ctx: MethodContext) -> WaveSR:
     return WaveSR(pipeline, ctx.steps, ctx.seed, {**info, "steps": ctx.steps})
 
 
+def _load_plugin(module: str) -> None:
+    """Import `module` if it exists; a missing dependency inside it still raises."""
+    try:
+        importlib.import_module(module)
+    except ModuleNotFoundError as exc:
+        if exc.name is None or not (module == exc.name or module.startswith(exc.name + ".")):
+            raise
+
+
 # Baseline methods (edsr, pixel-diffusion) register themselves from their own module. This
-# import must stay last: that module imports register_method from this one.
-try:
-    import wavesr.baselines.methods  # noqa: E402, F401
-except ModuleNotFoundError as _exc:
-    if _exc.name not in ("wavesr.baselines", "wavesr.baselines.methods"):
-        raise
+# must stay last: that module imports register_method from this one.
+_load_plugin("wavesr.baselines.methods")

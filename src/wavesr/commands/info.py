@@ -80,20 +80,25 @@ def measure_costs(autoencoder, ldt, size: int) -> ModelCosts:
     )
 
 
+def _params_line(label: str, n: int) -> str:
+    return f"  {label:<11}  {n:>12,d}  ({n / 1e6:.2f} M)"
+
+
 def format_report(name: str, scale: int, size: int, costs: ModelCosts, steps: int) -> list[str]:
     def g(flops: int) -> str:
         return f"{flops / 1e9:9.3f} G"
 
     side = f"{size}x{size}" + (
         f" (run as {costs.size}x{costs.size}, padded to the model stride)"
-        if costs.size != size else ""
+        if costs.size != size
+        else ""
     )
     lines = [
         f"config: {name}, x{scale}, one {side} slice",
         "parameters:",
-        f"  autoencoder  {costs.autoencoder_params:>12,d}  ({costs.autoencoder_params / 1e6:.2f} M)",
-        f"  LDT          {costs.ldt_params:>12,d}  ({costs.ldt_params / 1e6:.2f} M)",
-        f"  total        {costs.total_params:>12,d}  ({costs.total_params / 1e6:.2f} M)",
+        _params_line("autoencoder", costs.autoencoder_params),
+        _params_line("LDT", costs.ldt_params),
+        _params_line("total", costs.total_params),
         "FLOPs (a multiply-add counts 2; divide by 2 for MACs):",
         f"  autoencoder encode (LR LL band)  {g(costs.encode_flops)}",
         f"  LDT, per sampling step           {g(costs.ldt_step_flops)}",
@@ -105,7 +110,7 @@ def format_report(name: str, scale: int, size: int, costs: ModelCosts, steps: in
         lines += [
             f"paper (Table 1): {PAPER_PARAMS_M} M parameters, {PAPER_GFLOPS} G FLOPs.",
             "  The paper does not state what its 17.4 G counts; our reading is one LDT forward",
-            "  plus one autoencoder pass (compare with \"one LDT step + AE\"), not a full "
+            '  plus one autoencoder pass (compare with "one LDT step + AE"), not a full '
             f"{steps}-step sampling.",
         ]
     return lines
@@ -128,11 +133,16 @@ def _run(args: argparse.Namespace) -> int:
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("info", help="parameter counts and FLOPs of the autoencoder and the LDT")
     source = p.add_mutually_exclusive_group()
-    source.add_argument("--preset", default="paper", choices=["cpu", "paper", "tiny"],
-                        help="config preset (default: paper)")
+    source.add_argument(
+        "--preset",
+        default="paper",
+        choices=["cpu", "paper", "tiny"],
+        help="config preset (default: paper)",
+    )
     source.add_argument("--config", default=None, help="config YAML file")
-    source.add_argument("--model", type=Path, default=None,
-                        help="model folder (its config and weights)")
+    source.add_argument(
+        "--model", type=Path, default=None, help="model folder (its config and weights)"
+    )
     p.add_argument("--size", type=int, default=224, help="slice side in pixels (default 224)")
     p.add_argument("--steps", type=int, default=50, help="sampling steps for the total")
     p.set_defaults(func=_run)

@@ -10,9 +10,16 @@ def _run(args: argparse.Namespace) -> int:
     from wavesr.sr import SROptions, run_sr
 
     options = SROptions(
-        scale=args.scale, steps=args.steps, seed=args.seed, batch=args.batch,
-        device=args.device, input_is_upsampled=args.input_is_upsampled, axis=args.axis,
-        overwrite=args.overwrite, sampler=args.sampler, progress=not args.quiet,
+        scale=args.scale,
+        steps=args.steps,
+        seed=args.seed,
+        batch=args.batch,
+        device=args.device,
+        input_is_upsampled=args.input_is_upsampled,
+        axis=args.axis,
+        overwrite=args.overwrite,
+        sampler=args.sampler,
+        progress=not args.quiet,
     )
     result = run_sr(args.input, args.output, model=args.model, options=options)
     print(result.summary())
@@ -21,24 +28,40 @@ def _run(args: argparse.Namespace) -> int:
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
-        "sr", help="super-resolve an MRI input (NIfTI, DICOM, HDF5, .npy, images)",
+        "sr",
+        help="super-resolve an MRI input (NIfTI, DICOM, HDF5, .npy, images)",
         description="Super-resolve every slice of INPUT and write OUTPUT in the input's format "
         "(DICOM is written as NIfTI; images as PNG).",
     )
     p.add_argument("input", type=Path, help="NIfTI / DICOM / HDF5 / .npy file, image, or folder")
-    p.add_argument("-o", "--output", required=True, type=Path,
-                   help="output file (.nii.gz, .h5, .npy, .png) or folder (for image folders)")
+    p.add_argument(
+        "-o",
+        "--output",
+        required=True,
+        type=Path,
+        help="output file (.nii.gz, .h5, .npy, .png) or folder (for image folders)",
+    )
     p.add_argument("--scale", type=int, default=4, choices=[2, 4, 8], help="SR factor")
-    p.add_argument("--model", type=Path, default=None,
-                   help="model folder from `wavesr train ldt` (default: the bundled model)")
+    p.add_argument(
+        "--model",
+        type=Path,
+        default=None,
+        help="model folder from `wavesr train ldt` (default: the bundled model)",
+    )
     p.add_argument("--steps", type=int, default=50, help="sampling steps (default 50)")
     p.add_argument("--seed", type=int, default=0, help="sampling seed (same seed, same output)")
     p.add_argument("--batch", type=int, default=16, help="slices per batch")
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
-    p.add_argument("--input-is-upsampled", action="store_true",
-                   help="INPUT is already on the HR grid: no bicubic upsampling, same size out")
-    p.add_argument("--axis", default=None,
-                   help="slice axis: axial, coronal, sagittal or a voxel axis 0-2 (volumes)")
+    p.add_argument(
+        "--input-is-upsampled",
+        action="store_true",
+        help="INPUT is already on the HR grid: no bicubic upsampling, same size out",
+    )
+    p.add_argument(
+        "--axis",
+        default=None,
+        help="slice axis: axial, coronal, sagittal or a voxel axis 0-2 (volumes)",
+    )
     p.add_argument("--overwrite", action="store_true", help="replace an existing output")
     p.add_argument("--sampler", default="ddim", choices=["ddim", "ancestral"])
     p.add_argument("--quiet", action="store_true", help="no progress bar")

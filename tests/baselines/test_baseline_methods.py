@@ -1,0 +1,107 @@
+"""`wavesr train edsr|pixel-diffusion` bundles, and the baselines as evaluation methods."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from wavesr.baselines.edsr import EDSR
+from wavesr.baselines.pixel_diffusion import build_unet
+from wavesr.bundle import load_bundle
+from wavesr.cli import main
+from wavesr.degrade import Degradation
+from wavesr.errors import ConfigError
+from wavesr.methods import MethodContext, build_method, known_methods
+from wavesr.training.checkpoint import load_state_into
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    root = tmp_path_factory.mktemp("baselines")
+    y, x = np.mgrid[:48, :48].astype(np.float32)
+    volume = np.stack([0.5 + 0.4 * np.sin(x / (2 + i)) * np.cos(y / (3 + i)) for i in range(3)])
+    np.save(root / "vol.npy", volume.astype(np.float32))
+    out = {}
+    for name in ("edsr", "pixel-diffusion"):
+        out[name] = root / name
+        code = main(
+            [
+                "train",
+                name,
+                "--config",
+                "tiny",
+                "--data",
+                str(root / "vol.npy"),
+                "--out",
+                str(out[name]),
+                "--max-steps",
+                "2",
+                "--quiet",
+            ]
+        )
+        assert code == 0
+    return out
+
+
+def _ctx(runs, **kwargs) -> MethodContext:
+    values = dict(scale=4, degradation=Degradation(), weights=dict(runs), steps=3, seed=1)
+    return MethodContext(**{**values, **kwargs})
+
+
+def test_cli_training_writes_loadable_bundles(runs):
+    edsr = load_bundle(runs["edsr"])
+    assert edsr.kind == "edsr" and edsr.step == 2
+    assert edsr.extras["degradation"] == "bicubic-x4"
+    load_state_into(EDSR.from_config(edsr.config.baselines), edsr.tensors["network"], edsr.root)
+    diff = load_bundle(runs["pixel-diffusion"])
+    assert diff.kind == "pixel-diffusion" and diff.step == 2
+    load_state_into(build_unet(diff.config), diff.tensors["network"], diff.root)
+    manifest = json.loads((runs["edsr"] / "wavesr.json").read_text())
+    assert list(manifest["files"]) == ["network"]
+
+
+def test_baselines_are_registered():
+    assert {"edsr", "pixel-diffusion"} <= set(known_methods())
+
+
+def test_edsr_method_runs_the_trained_network(runs):
+    method = build_method("edsr", _ctx(runs))
+    lr_up = torch.rand(2, 1, 17, 23)
+    sr = method(torch.rand(2, 1, 4, 6), lr_up, torch.zeros_like(lr_up))
+    assert method.name == "edsr" and sr.shape == lr_up.shape
+    expected = method.network()(lr_up).clamp(0, 1)
+    torch.testing.assert_close(sr, expected)
+    assert method.info["model_kind"] == "edsr"
+    torch.testing.assert_close(method.flops_call(lr_up[:1])(), expected[:1])
+
+
+def test_pixel_diffusion_method_is_seeded(runs):
+    method = build_method("pixel-diffusion", _ctx(runs))
+    lr_up = torch.rand(2, 1, 15, 21)
+    a = method(lr_up, lr_up, lr_up)
+    b = method(lr_up, lr_up, torch.zeros_like(lr_up))  # hr is ignored
+    assert a.shape == lr_up.shape and torch.equal(a, b)
+    assert 0 <= a.min() and a.max() <= 1
+    other = build_method("pixel-diffusion", _ctx(runs, seed=2))(lr_up, lr_up, lr_up)
+    assert not torch.equal(a, other)
+    assert method.info["steps"] == 3
+
+
+def test_scale_kind_and_missing_weights_errors(runs, tmp_path):
+    with pytest.raises(ConfigError, match="x4, asked for x2"):
+        build_method("edsr", _ctx(runs, scale=2))
+    swapped = {"edsr": runs["pixel-diffusion"]}
+    with pytest.raises(ConfigError, match="needs a 'edsr' bundle"):
+        build_method("edsr", _ctx(runs, weights=swapped))
+    try:
+        from wavesr.weights import baseline_dir
+
+        baseline_dir("edsr")
+        pytest.skip("a bundled edsr baseline is installed")
+    except (ImportError, ConfigError):
+        pass
+    with pytest.raises(ConfigError, match="--weights edsr=RUN"):
+        build_method("edsr", _ctx(runs, weights={}))

@@ -1,0 +1,369 @@
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from wavesr.bundle import load_bundle
+from wavesr.cli import main
+from wavesr.data.load import load_slices
+from wavesr.data.prepare import prepare_slice
+from wavesr.degrade import Degradation, degrade
+from wavesr.errors import InputError
+from wavesr.evaluate import EvalSettings, evaluate, select_evenly
+from wavesr.methods import register_method, unregister_method
+from wavesr.metrics import band_psnr, count_parameters, psnr, ssim
+from wavesr.pipeline import WaveSRPipeline
+from wavesr.report import cpu_model, fmt, fmt_count, markdown_table
+
+SIZE = 32
+KEYS = {
+    "psnr",
+    "ssim",
+    "band_psnr",
+    "fid",
+    "fid_note",
+    "seconds_per_slice",
+    "n_slices",
+    "params",
+    "gflops_per_slice",
+    "datasets",
+}
+
+
+def _phantom(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
+    yy, xx = np.mgrid[:h, :w]
+    blob = np.exp(-((yy - h / 2) ** 2 + (xx - w / 2) ** 2) / (0.1 * h * w))
+    return (blob + 0.3 * rng.random((h, w))).astype(np.float32)
+
+
+@pytest.fixture(scope="session")
+def data(tmp_path_factory) -> dict[str, Path]:
+    """Two small datasets: an .npy volume (40x28 slices) and a PNG folder (36x36)."""
+    root = tmp_path_factory.mktemp("evaldata")
+    rng = np.random.default_rng(0)
+    vol = root / "vol"
+    vol.mkdir()
+    np.save(vol / "v.npy", np.stack([_phantom(rng, 40, 28) for _ in range(5)]))
+    png = root / "png"
+    png.mkdir()
+    for i in range(3):
+        img = (_phantom(rng, 36, 36) / 1.3 * 255).clip(0, 255).astype(np.uint8)
+        Image.fromarray(img).save(png / f"s{i}.png")
+    return {"vol": vol, "png": png}
+
+
+@pytest.fixture(scope="session")
+def models(tmp_path_factory, data) -> dict[str, Path]:
+    """A tiny trained autoencoder bundle and a tiny full wavesr bundle (x4)."""
+    root = tmp_path_factory.mktemp("evalmodels")
+    ae, ldt = root / "ae", root / "ldt"
+    common = ["--config", "tiny", "--data", str(data["vol"]), "--quiet", "--max-steps", "1"]
+    assert main(["train", "autoencoder", *common, "--out", str(ae)]) == 0
+    assert main(["train", "ldt", *common, "--autoencoder", str(ae), "--out", str(ldt)]) == 0
+    return {"ae": ae, "ldt": ldt}
+
+
+def _hand_bicubic(path: Path, size: int = SIZE) -> tuple[list[float], list[float], list]:
+    """PSNR, SSIM and band PSNR of bicubic x4 on every slice, computed directly."""
+    stack = load_slices(path)
+    p, s, b = [], [], []
+    for image in stack.slices:
+        hr = prepare_slice(image, size, "area", 4)
+        _, up = degrade(torch.from_numpy(hr)[None, None], Degradation("bicubic", 4))
+        sr = up[0, 0].clamp(0, 1).numpy()
+        p.append(psnr(sr, hr))
+        s.append(ssim(sr, hr))
+        b.append(band_psnr(sr, hr))
+    return p, s, b
+
+
+def _run(args: list[str]) -> int:
+    return main(["evaluate", *args, "--quiet"])
+
+
+def test_bicubic_end_to_end_matches_hand_metrics(data, tmp_path: Path) -> None:
+    out = tmp_path / "eval"
+    not_torchscript = tmp_path / "inception.pt"
+    not_torchscript.write_text("version https://git-lfs.github.com/spec/v1\n")
+    code = _run(
+        [
+            str(data["vol"]),
+            str(data["png"]),
+            "--methods",
+            "bicubic",
+            "--out",
+            str(out),
+            "--size",
+            str(SIZE),
+            "--batch",
+            "2",
+            "--fid-weights",
+            str(not_torchscript),
+        ]
+    )
+    assert code == 0
+    doc = json.loads((out / "metrics.json").read_text())
+    m = doc["methods"]["bicubic"]
+    assert KEYS <= set(m)
+    p_vol, s_vol, b_vol = _hand_bicubic(data["vol"] / "v.npy")
+    p_png, s_png, _ = _hand_bicubic(data["png"])
+    assert m["n_slices"] == 8
+    assert m["psnr"] == pytest.approx(np.mean(p_vol + p_png), abs=1e-9)
+    assert m["ssim"] == pytest.approx(np.mean(s_vol + s_png), abs=1e-9)
+    assert len(m["band_psnr"]) == 10
+    assert m["datasets"]["vol"]["band_psnr"] == pytest.approx(np.mean(b_vol, axis=0).tolist())
+    assert m["datasets"]["vol"]["psnr"] == pytest.approx(np.mean(p_vol), abs=1e-9)
+    assert m["datasets"]["png"]["psnr"] == pytest.approx(np.mean(p_png), abs=1e-9)
+    assert [m["datasets"][k]["n_slices"] for k in ("vol", "png")] == [5, 3]
+    assert m["params"] is None and m["gflops_per_slice"] is None
+    assert m["fid"] is None and "not a TorchScript archive" in m["fid_note"]
+    assert m["seconds_per_slice"] >= 0
+    assert [d["sizes"] for d in doc["datasets"]] == [{"32x20": 5}, {"32x32": 3}]
+    assert doc["settings"]["degradation"] == "bicubic-x4"
+
+    with open(out / "per_slice.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert [r["slice"] for r in rows] == [f"v.npy:{i}" for i in range(5)] + [
+        f"s{i}.png" for i in range(3)
+    ]
+    assert {r["method"] for r in rows} == {"bicubic"}
+    assert [r["dataset"] for r in rows] == ["vol"] * 5 + ["png"] * 3
+    assert [float(r["psnr"]) for r in rows] == pytest.approx(p_vol + p_png, abs=1e-5)
+
+    report = (out / "report.md").read_text()
+    assert "| Method | Params | GFLOPs | s/slice | PSNR (dB) | SSIM | FID |" in report
+    assert f"| bicubic | – | – | {fmt(m['seconds_per_slice'], 4)} | {fmt(m['psnr'])} |" in report
+    assert "| Method | B1 | B2 |" in report and "B10 |" in report
+    assert "wavesr evaluate " + str(data["vol"]) in report and "--methods bicubic" in report
+    assert cpu_model() in report and torch.__version__ in report
+    assert "GFLOPs count one full SR of one slice" in report
+    assert not list(out.glob(".*tmp*"))  # no temp files left
+
+
+def test_max_slices_takes_evenly_spaced_slices(data, tmp_path: Path) -> None:
+    assert select_evenly(10, 3) == [1, 5, 8]
+    assert select_evenly(3, 2) == [0, 2]
+    assert select_evenly(4, None) == select_evenly(4, 9) == [0, 1, 2, 3]
+    out = tmp_path / "eval"
+    assert (
+        _run(
+            [
+                str(data["vol"]),
+                str(data["png"]),
+                "--methods",
+                "bicubic",
+                "--out",
+                str(out),
+                "--size",
+                str(SIZE),
+                "--max-slices",
+                "2",
+                "--no-fid",
+            ]
+        )
+        == 0
+    )
+    with open(out / "per_slice.csv", newline="") as f:
+        names = [r["slice"] for r in csv.DictReader(f)]
+    assert names == ["v.npy:1", "v.npy:3", "s0.png", "s2.png"]
+    doc = json.loads((out / "metrics.json").read_text())
+    assert [(d["n_slices"], d["n_available"]) for d in doc["datasets"]] == [(2, 5), (2, 3)]
+    assert doc["methods"]["bicubic"]["fid_note"] == "FID not computed: disabled (--no-fid)"
+
+
+def test_network_methods_with_a_tiny_trained_model(data, models, tmp_path: Path) -> None:
+    out = tmp_path / "eval"
+    code = _run(
+        [
+            str(data["vol"]),
+            "--methods",
+            "bicubic",
+            "autoencoder-oracle",
+            "wavesr",
+            "--model",
+            str(models["ldt"]),
+            "--weights",
+            f"autoencoder-oracle={models['ae']}",
+            "--steps",
+            "2",
+            "--out",
+            str(out),
+            "--size",
+            str(SIZE),
+            "--no-fid",
+        ]
+    )
+    assert code == 0
+    doc = json.loads((out / "metrics.json").read_text())
+    oracle, wsr = doc["methods"]["autoencoder-oracle"], doc["methods"]["wavesr"]
+    pipe = WaveSRPipeline.from_pretrained(models["ae"])
+    assert oracle["params"] == count_parameters(pipe.autoencoder)
+    full = WaveSRPipeline.from_pretrained(models["ldt"])
+    assert wsr["params"] == count_parameters(full.autoencoder) + count_parameters(full.ldt)
+    assert oracle["gflops_per_slice"] > 0 and wsr["gflops_per_slice"] > 0
+    assert oracle["gflops_size"] == [32, 20]
+    assert wsr["info"]["steps"] == 2 and wsr["info"]["model_kind"] == "wavesr"
+    assert oracle["info"]["model"] == str(models["ae"])
+    # The oracle's PSNR, recomputed slice by slice.
+    expected = []
+    for image in load_slices(data["vol"] / "v.npy").slices:
+        hr = torch.from_numpy(prepare_slice(image, SIZE, "area", 4))[None, None]
+        _, up = degrade(hr, Degradation("bicubic", 4))
+        expected.append(psnr(pipe.oracle(up, hr)[0, 0], hr[0, 0]))
+    assert oracle["psnr"] == pytest.approx(np.mean(expected), abs=1e-4)
+    assert np.isfinite(wsr["psnr"]) and 0 < wsr["ssim"] <= 1
+    report = (out / "report.md").read_text()
+    assert f"| wavesr | {fmt_count(wsr['params'])} | {fmt(wsr['gflops_per_slice'])} |" in report
+    assert "includes all 2 sampling steps" in report
+
+
+def test_scale_mismatch_is_a_user_error(data, models, tmp_path: Path, capsys) -> None:
+    out = tmp_path / "eval"
+    code = _run(
+        [
+            str(data["vol"]),
+            "--methods",
+            "wavesr",
+            "--model",
+            str(models["ldt"]),
+            "--scale",
+            "2",
+            "--out",
+            str(out),
+            "--no-fid",
+        ]
+    )
+    assert code == 2
+    assert "model trained for x4, asked for x2" in capsys.readouterr().err
+    assert not out.exists()
+    assert load_bundle(models["ldt"]).config.data.scale == 4
+
+
+def test_unknown_method_is_a_user_error(data, tmp_path: Path, capsys) -> None:
+    code = _run([str(data["vol"]), "--methods", "bicubic,magic", "--out", str(tmp_path / "o")])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "unknown method 'magic'" in err and "bicubic" in err and "wavesr" in err
+    assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--weights", "wavesr"], "--weights expects METHOD=DIR"),
+        (["--weights", "wavesr=x"], "not in --methods"),
+        (["--max-slices", "0"], "--max-slices must be at least 1"),
+        (["--scale", "3"], "scale must be one of"),
+        (["--size", "4"], "--size must be at least 16"),
+        (["--device", "banana"], "unknown device 'banana'"),
+        pytest.param(
+            ["--device", "cuda"],
+            "CUDA is not available",
+            marks=pytest.mark.skipif(torch.cuda.is_available(), reason="CUDA present"),
+        ),
+    ],
+)
+def test_bad_options_exit_2(data, tmp_path: Path, capsys, extra, message) -> None:
+    code = _run(
+        [str(data["vol"]), "--methods", "bicubic", "--out", str(tmp_path / "o"), "--no-fid", *extra]
+    )
+    assert code == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
+
+
+def test_input_errors_propagate(tmp_path: Path, capsys) -> None:
+    (tmp_path / "bad.xyz").write_text("x")
+    np.save(tmp_path / "nan.npy", np.full((2, 16, 16), np.nan, dtype=np.float32))
+    for path, message in [
+        (tmp_path / "missing", "no such file or folder"),
+        (tmp_path / "bad.xyz", "unsupported file type"),
+        (tmp_path / "nan.npy", "NaN"),
+    ]:
+        assert _run([str(path), "--out", str(tmp_path / "o"), "--no-fid"]) == 2
+        assert message in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
+
+
+class _Conv:
+    """A registered test method with a network: a fixed 3x3 mean filter on lr_up."""
+
+    name = "test-conv"
+
+    def __init__(self, fail: bool = False) -> None:
+        self.conv = torch.nn.Conv2d(1, 1, 3, padding=1, bias=False)
+        torch.nn.init.constant_(self.conv.weight, 1 / 9)
+        self.fail = fail
+
+    def network(self):
+        return self.conv
+
+    def flops_call(self, lr_up):
+        return lambda: self.conv(lr_up)
+
+    def __call__(self, lr, lr_up, hr):
+        if self.fail:
+            raise InputError("the test method failed on purpose")
+        return self.conv(lr_up)
+
+
+@pytest.fixture
+def conv_methods():
+    register_method("test-conv")(lambda ctx: _Conv())
+    register_method("test-fail")(lambda ctx: _Conv(fail=True))
+    yield
+    unregister_method("test-conv")
+    unregister_method("test-fail")
+
+
+def test_registered_method_is_evaluated_with_its_cost(data, conv_methods) -> None:
+    settings = EvalSettings(size=SIZE, fid=False, batch=3)
+    result = evaluate([data["vol"]], ["test-conv"], settings, progress=False)
+    m = result.metrics["methods"]["test-conv"]
+    assert m["params"] == 9
+    assert m["gflops_per_slice"] == pytest.approx(2 * 9 * 32 * 20 / 1e9)
+    conv = _Conv()
+    expected = []
+    for image in load_slices(data["vol"] / "v.npy").slices:
+        hr = torch.from_numpy(prepare_slice(image, SIZE, "area", 4))[None, None]
+        _, up = degrade(hr, Degradation("bicubic", 4))
+        with torch.no_grad():
+            expected.append(psnr(conv.conv(up).clamp(0, 1)[0, 0], hr[0, 0]))
+    assert m["psnr"] == pytest.approx(np.mean(expected), abs=1e-6)
+    assert [r["psnr"] for r in result.rows] == pytest.approx(expected, abs=1e-6)
+
+
+def test_failure_leaves_no_output(data, conv_methods, tmp_path: Path, capsys) -> None:
+    out = tmp_path / "eval"
+    code = _run(
+        [
+            str(data["vol"]),
+            "--methods",
+            "bicubic",
+            "test-fail",
+            "--out",
+            str(out),
+            "--size",
+            str(SIZE),
+            "--no-fid",
+        ]
+    )
+    assert code == 2
+    assert "failed on purpose" in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_markdown_table_and_formatting() -> None:
+    table = markdown_table(["a", "b"], [["x|y", 1.5]], "lr")
+    assert table == "| a | b |\n| :-- | --: |\n| x\\|y | 1.5 |\n"
+    with pytest.raises(ValueError):
+        markdown_table(["a"], [[1, 2]])
+    assert fmt(None) == fmt(float("nan")) == "–"
+    assert fmt(float("inf")) == "inf" and fmt(22.7049) == "22.70" and fmt(3) == "3"
+    assert fmt_count(1_234_567) == "1.23M" and fmt_count(950) == "950"
