@@ -63,8 +63,8 @@ def test_float_and_scalar_timesteps() -> None:
 
 def test_preset_parameter_counts() -> None:
     assert _n_params("tiny") < 300_000
-    assert _n_params("cpu") == 6_999_048  # within 5-9 M
-    assert _n_params("paper") == 37_984_968  # within 30-45 M
+    assert _n_params("cpu") == 7_000_776  # within 5-9 M
+    assert _n_params("paper") == 31_185_096  # + 14.0 M autoencoder = 45.2 M (paper: 46.3 M)
 
 
 def test_preset_overrides_and_errors() -> None:

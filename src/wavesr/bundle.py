@@ -19,7 +19,13 @@ import torch
 
 from wavesr.config import WaveSRConfig, config_from_dict
 from wavesr.errors import CheckpointError, ConfigError
-from wavesr.training.checkpoint import load_tensors, read_json, save_tensors, write_json
+from wavesr.training.checkpoint import (
+    PICKLE_SUFFIXES,
+    load_tensors,
+    read_json,
+    save_tensors,
+    write_json,
+)
 
 FORMAT = "wavesr-bundle/1"
 MANIFEST = "wavesr.json"
@@ -77,22 +83,57 @@ def save_bundle(
     return root / MANIFEST
 
 
-def load_bundle(root: str | Path, *, verify: bool = True) -> Bundle:
-    root = Path(root)
+def _manifest_root(root: Path) -> Path:
+    """The bundle folder for `root`; a weights file given instead is refused with the reason."""
     if root.is_file() and root.name == MANIFEST:
-        root = root.parent
+        return root.parent
+    if root.is_file():
+        if root.suffix in PICKLE_SUFFIXES:
+            load_tensors(root)  # raises: pickle checkpoints are refused, with the reason
+        raise CheckpointError(
+            f"expected a model folder holding {MANIFEST} (from `wavesr train`), got a file", root
+        )
+    if not root.exists():
+        raise CheckpointError("no such model folder", root)
+    return root
+
+
+def _check_manifest(manifest: object, path: Path) -> dict:
+    """Structure checks, so that a damaged manifest is a clear error, not a KeyError."""
+    if not isinstance(manifest, dict):
+        raise CheckpointError(f"{MANIFEST} must hold a JSON object", path)
+    if manifest.get("format") != FORMAT:
+        raise CheckpointError(f"unknown bundle format {manifest.get('format')!r}", path)
+    files = manifest.get("files")
+    if not isinstance(manifest.get("config"), dict) or not isinstance(files, dict):
+        raise CheckpointError("manifest needs a 'config' object and a 'files' object", path)
+    for name, entry in files.items():
+        ok = isinstance(entry, dict) and all(
+            isinstance(entry.get(k), str) and entry[k] for k in ("file", "sha256")
+        )
+        if not ok or Path(entry["file"]).name != entry["file"]:
+            raise CheckpointError(
+                f"manifest entry {name!r} needs a plain 'file' name and its 'sha256'", path
+            )
+    if not isinstance(manifest.get("kind"), str) or not isinstance(
+        manifest.get("extras", {}), dict
+    ):
+        raise CheckpointError("manifest needs a 'kind' string ('extras' must be an object)", path)
+    return manifest
+
+
+def load_bundle(root: str | Path, *, verify: bool = True) -> Bundle:
+    root = _manifest_root(Path(root))
     manifest_path = root / MANIFEST
     if not manifest_path.is_file():
         raise CheckpointError(f"not a WaveSR model folder (no {MANIFEST})", root)
-    manifest = read_json(manifest_path)
-    if manifest.get("format") != FORMAT:
-        raise CheckpointError(f"unknown bundle format {manifest.get('format')!r}", manifest_path)
+    manifest = _check_manifest(read_json(manifest_path), manifest_path)
     try:
         config = config_from_dict(manifest["config"])
     except ConfigError as exc:
         raise CheckpointError(f"invalid config in bundle: {exc}", manifest_path) from exc
     tensors = {}
-    for name, entry in manifest.get("files", {}).items():
+    for name, entry in manifest["files"].items():
         path = root / entry["file"]
         if not path.is_file():
             raise CheckpointError(f"weights file {entry['file']} is missing", root)
@@ -109,5 +150,5 @@ def load_bundle(root: str | Path, *, verify: bool = True) -> Bundle:
         config=config,
         tensors=tensors,
         extras=manifest.get("extras", {}),
-        step=int(manifest.get("step", 0)),
+        step=int(manifest.get("step", 0) or 0),
     )

@@ -10,9 +10,38 @@ import argparse
 import sys
 from pathlib import Path
 
-from wavesr.errors import WaveSRError
+from wavesr.errors import OutputError, WaveSRError
 
 EXIT_USER_ERROR = 2
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors (no usage block), like every other wavesr error."""
+
+    def error(self, message: str):
+        self.exit(EXIT_USER_ERROR, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def positive_int(text: str) -> int:
+    """argparse type: an integer >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    """argparse type: a finite number > 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}") from None
+    if not (value > 0 and value != float("inf")):
+        raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
+    return value
 
 
 def _add_config_args(p: argparse.ArgumentParser) -> None:
@@ -41,6 +70,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
         )
         stage.train.max_steps = args.max_steps
     out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise OutputError("the run folder (--out) is an existing file", out)
     common = dict(max_minutes=args.max_minutes, resume=args.resume, progress=not args.quiet)
     if args.model == "autoencoder":
         result = run.train_autoencoder(config, out, **common)
@@ -60,7 +91,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="wavesr", description=__doc__.splitlines()[0])
+    parser = _Parser(prog="wavesr", description=__doc__.splitlines()[0])
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -70,8 +101,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", nargs="+", type=Path, help="training data folders / files")
     p.add_argument("--out", required=True, type=Path, help="run folder")
     p.add_argument("--autoencoder", type=Path, help="stage-1 run folder (for `ldt`)")
-    p.add_argument("--max-minutes", type=float, default=None, help="stop cleanly after N minutes")
-    p.add_argument("--max-steps", type=int, default=None, help="override the stage's max_steps")
+    p.add_argument(
+        "--max-minutes", type=positive_float, default=None, help="stop cleanly after N minutes"
+    )
+    p.add_argument(
+        "--max-steps", type=positive_int, default=None, help="override the stage's max_steps"
+    )
     p.add_argument("--resume", action="store_true", help="continue from the latest checkpoint")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_train)
@@ -97,6 +132,13 @@ def main(argv: list[str] | None = None) -> int:
         if args.debug:
             raise
         print(f"wavesr: error: {exc}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except OSError as exc:
+        # The environment refused (permission denied, disk full, ...): not a wavesr bug.
+        if args.debug:
+            raise
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"wavesr: error: {where}{exc.strerror or exc}", file=sys.stderr)
         return EXIT_USER_ERROR
     except KeyboardInterrupt:
         print("wavesr: interrupted", file=sys.stderr)

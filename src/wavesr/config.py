@@ -9,6 +9,7 @@ before any work starts.
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from dataclasses import asdict, dataclass, field
@@ -120,15 +121,46 @@ class WaveSRConfig:
             (self.ldt.cond_channels == self.autoencoder.latent_channels, "ldt.cond_channels"),
         ]
         stride = 2 * self.autoencoder.downsample * self.ldt.patch_size
-        checks.append((self.data.crop % stride == 0, f"data.crop must be a multiple of {stride}"))
-        for stage in (self.autoencoder_training, self.ldt_training, self.baseline_training):
-            checks.append((stage.train.batch_size >= 1, "batch_size must be >= 1"))
-            checks.append((stage.optim.lr > 0, "lr must be > 0"))
-            checks.append((stage.optim.optimizer in ("adam", "adamw"), "optimizer: adam|adamw"))
+        checks.append(
+            (
+                self.data.crop >= stride and self.data.crop % stride == 0,
+                f"data.crop must be a positive multiple of {stride}",
+            )
+        )
+        checks.append((self.data.noise_sigma >= 0, "data.noise_sigma must be >= 0"))
+        stages = {
+            "autoencoder_training": self.autoencoder_training,
+            "ldt_training": self.ldt_training,
+            "baseline_training": self.baseline_training,
+        }
+        for name, stage in stages.items():
+            checks += _stage_checks(name, stage)
         for ok, message in checks:
             if not ok:
                 raise ConfigError(f"invalid config: {message}")
         return self
+
+
+def _stage_checks(name: str, stage: StageConfig) -> list[tuple[bool, str]]:
+    """Values that would otherwise crash (or silently misbehave) in the middle of a run."""
+    t, o = stage.train, stage.optim
+    return [
+        (t.batch_size >= 1, f"{name}.train.batch_size must be >= 1"),
+        (t.max_steps >= 1, f"{name}.train.max_steps must be >= 1"),
+        (t.log_every >= 1, f"{name}.train.log_every must be >= 1"),
+        (t.checkpoint_every >= 1, f"{name}.train.checkpoint_every must be >= 1"),
+        (t.keep_last >= 1, f"{name}.train.keep_last must be >= 1"),
+        (0 <= t.ema_decay < 1, f"{name}.train.ema_decay must lie in [0, 1)"),
+        (
+            t.mixed_precision in ("no", "fp16", "bf16"),
+            f"{name}.train.mixed_precision: no|fp16|bf16",
+        ),
+        (o.lr > 0, f"{name}.optim.lr must be > 0"),
+        (0 <= o.min_lr <= o.lr, f"{name}.optim.min_lr must lie in [0, lr]"),
+        (o.warmup_steps >= 0, f"{name}.optim.warmup_steps must be >= 0"),
+        (o.schedule in ("cosine", "constant"), f"{name}.optim.schedule: cosine|constant"),
+        (o.optimizer in ("adam", "adamw"), f"{name}.optim.optimizer: adam|adamw"),
+    ]
 
 
 def _coerce(value: Any, annotation: Any, key: str) -> Any:
@@ -158,6 +190,14 @@ def _coerce(value: Any, annotation: Any, key: str) -> Any:
         return tuple(items) if origin is tuple else items
     if annotation is float and isinstance(value, int | float) and not isinstance(value, bool):
         return float(value)
+    if annotation is float and isinstance(value, str):
+        # YAML 1.1 reads "1e-4" (no dot) as a string; accept it as the number it plainly is.
+        try:
+            number = float(value)
+        except ValueError:
+            number = math.nan
+        if math.isfinite(number):
+            return number
     if annotation in (int, str, bool) and type(value) is annotation:
         return value
     if annotation is Any:

@@ -14,7 +14,7 @@ import io
 import json
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -213,6 +213,7 @@ class MethodRun:
     fid_note: str
     info: dict = field(default_factory=dict)
     total_seconds: float = 0.0
+    outputs: dict[int, np.ndarray] = field(default_factory=dict)  # clamped SR of `keep` slices
 
 
 class _FID:
@@ -273,7 +274,9 @@ def run_method(
     fid: _FID,
     *,
     progress: bool = True,
+    keep: Collection[int] = (),
 ) -> MethodRun:
+    """Run `method` on every slice and measure it; SR images of the `keep` indices are kept."""
     start_all = time.perf_counter()
     device = torch.device(settings.device)
     n = len(slices)
@@ -284,6 +287,7 @@ def run_method(
     flops, flops_size, seconds = None, None, 0.0
     fid.start()
     fid_subset = _evenly_spaced_subset(n, settings.fid_slices)
+    outputs: dict[int, np.ndarray] = {}
     bar = tqdm(total=n, desc=name, unit="slice", disable=not progress, leave=False)
     with torch.no_grad():
         for i, idx in enumerate(_batches(slices, settings.batch)):
@@ -309,6 +313,8 @@ def run_method(
                 psnr[j] = metrics.psnr(sr_np[k], hr_np[k])
                 ssim[j] = metrics.ssim(sr_np[k], hr_np[k])
                 bands[j] = metrics.band_psnr(sr_np[k], hr_np[k], n_bands=N_BANDS)
+                if j in keep:
+                    outputs[j] = sr_np[k].copy()
             bar.update(len(idx))
     bar.close()
     fid_value, fid_note = fid.finish()
@@ -325,6 +331,7 @@ def run_method(
         fid_note=fid_note,
         info=dict(getattr(method, "info", {}) or {}),
         total_seconds=time.perf_counter() - start_all,
+        outputs=outputs,
     )
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -72,6 +73,14 @@ def atomic_write(
         raise
 
 
+def _resolved(path: Path) -> Path:
+    """`path.resolve()`, or the absolute path where links loop (that is reported elsewhere)."""
+    try:
+        return path.resolve()
+    except (OSError, RuntimeError):
+        return path.absolute()
+
+
 def _nearest_existing(path: Path) -> Path:
     while not path.exists() and path != path.parent:
         path = path.parent
@@ -79,11 +88,11 @@ def _nearest_existing(path: Path) -> Path:
 
 
 def check_output_path(path: str | Path, *, inputs: Sequence[str | Path], overwrite: bool) -> None:
-    """Raise OutputError if `path` cannot (or must not) be written; creates nothing."""
+    """Raise OutputError if `path` cannot (or must not) be written; leaves nothing behind."""
     path = Path(path)
-    target = path.resolve()
+    target = _resolved(path)
     for item in inputs:
-        if Path(item).resolve() == target:
+        if _resolved(Path(item)) == target:
             raise OutputError("output is the same as an input", path)
     if path.exists() and not overwrite:
         raise OutputError("output exists (use --overwrite to replace it)", path)
@@ -92,3 +101,12 @@ def check_output_path(path: str | Path, *, inputs: Sequence[str | Path], overwri
         raise OutputError(f"cannot create the output folder: {anchor} is a file", path)
     if not os.access(anchor, os.W_OK | os.X_OK):
         raise OutputError(f"output folder {anchor} is not writable", path)
+    # os.access says yes to root everywhere, and to read-only or virtual file systems
+    # (procfs): an unnamed temp file is the real test, before any long computation.
+    try:
+        with tempfile.TemporaryFile(dir=anchor):
+            pass
+    except OSError as exc:
+        raise OutputError(
+            f"output folder {anchor} is not writable ({exc.strerror or exc})", path
+        ) from exc

@@ -27,7 +27,7 @@ from wavesr.data.hdf5 import DATASET as HDF5_DATASET
 from wavesr.data.images import IMAGE_SUFFIXES, image_files
 from wavesr.data.load import load_slices, nonempty_slices, suffix_of
 from wavesr.data.normalize import denormalize, select
-from wavesr.data.types import SliceStack
+from wavesr.data.types import SliceStack, missing_error
 from wavesr.data.write import sr_affine, stack_to_volume, write_nifti, write_png_slices
 from wavesr.degrade import upsample
 from wavesr.errors import CheckpointError, ConfigError, InputError, OutputError
@@ -72,7 +72,7 @@ class SRResult:
 def output_kind(source: Path, output: Path) -> str:
     """Which writer `output` gets for `source`; raises OutputError for a mismatched suffix."""
     if not source.exists():
-        raise InputError("no such file or folder", source)
+        raise missing_error(source)
     if source.is_dir():
         kind = NIFTI if dicom_files(source) else PNG_FOLDER if image_files(source) else None
         if kind is None:

@@ -21,22 +21,34 @@ def read_hdf5(path: Path) -> np.ndarray:
         fh = h5py.File(path, "r")
     except Exception as exc:
         raise InputError(f"not a readable HDF5 file ({exc.__class__.__name__})", path) from exc
-    with fh:
-        if DATASET not in fh:
-            keys = ", ".join(sorted(fh.keys())) or "none"
-            raise InputError(f'HDF5 file has no "{DATASET}" dataset (keys: {keys})', path)
-        dset = fh[DATASET]
-        if not isinstance(dset, h5py.Dataset):
-            raise InputError(f'"{DATASET}" is a group, not a dataset', path)
-        shape = tuple(int(n) for n in dset.shape)
-        check_voxel_count(shape, path)
-        if len(shape) not in (2, 3):
-            raise InputError(f'"{DATASET}" must be (slices, H, W), got shape {shape}', path)
-        try:
-            data = np.asarray(dset[()], dtype=np.float32)
-        except Exception as exc:
-            raise InputError(f"cannot read HDF5 data ({exc.__class__.__name__})", path) from exc
+    try:
+        with fh:
+            data = _read_dataset(fh, path)
+    except InputError:
+        raise
+    except Exception as exc:  # damaged files fail deep inside the HDF5 library
+        raise InputError(f"corrupt HDF5 file ({exc.__class__.__name__}: {exc})", path) from exc
     if data.ndim == 2:
         data = data[None]
     check_finite(data, path)
     return data
+
+
+def _read_dataset(fh, path: Path) -> np.ndarray:
+    import h5py
+
+    if DATASET not in fh:
+        keys = ", ".join(sorted(fh.keys())) or "none"
+        raise InputError(f'HDF5 file has no "{DATASET}" dataset (keys: {keys})', path)
+    dset = fh[DATASET]
+    if not isinstance(dset, h5py.Dataset):
+        raise InputError(f'"{DATASET}" is a group, not a dataset', path)
+    shape = tuple(int(n) for n in dset.shape)
+    check_voxel_count(shape, path)
+    if len(shape) not in (2, 3):
+        raise InputError(f'"{DATASET}" must be (slices, H, W), got shape {shape}', path)
+    if not (np.issubdtype(dset.dtype, np.number) or dset.dtype == np.bool_):
+        raise InputError(f'"{DATASET}" must hold numbers, got dtype {dset.dtype}', path)
+    if np.iscomplexobj(np.empty(0, dset.dtype)):
+        raise InputError(f'"{DATASET}" is complex; expected magnitude images', path)
+    return np.asarray(dset[()], dtype=np.float32)

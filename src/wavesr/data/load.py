@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import logging
+import warnings
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,7 +23,7 @@ from wavesr.data.images import (
 )
 from wavesr.data.nifti import PLANE_CODES, axis_for_plane, read_nifti
 from wavesr.data.npy import read_npy
-from wavesr.data.types import SliceStack, check_slice_size
+from wavesr.data.types import SliceStack, check_slice_size, missing_error
 from wavesr.errors import ConfigError, InputError
 
 VOLUME_SUFFIXES: tuple[str, ...] = (".nii", ".nii.gz", ".h5", ".hdf5", ".npy")
@@ -71,7 +74,7 @@ def find_inputs(paths: Sequence[str | Path]) -> list[Path]:
     for item in paths:
         path = Path(item)
         if not path.exists():
-            raise InputError("no such file or folder", path)
+            raise missing_error(path)
         if path.is_dir():
             found = _walk(path)
             if not found:
@@ -131,7 +134,8 @@ def load_slices(
     if not 0.0 <= empty_threshold <= 1.0:
         raise ConfigError(f"empty_threshold must lie in [0, 1], got {empty_threshold}")
     path = Path(path)
-    raw = _read(path)
+    with _quiet_readers():
+        raw = _read(path)
     if raw.is_volume:
         slice_axis = _resolve_axis(axis, raw)
         slices = np.ascontiguousarray(np.moveaxis(raw.volume, slice_axis, 0))
@@ -192,9 +196,25 @@ def nonempty_slices(slices: np.ndarray, threshold: float = 0.05) -> np.ndarray:
     return fraction >= threshold
 
 
+@contextmanager
+def _quiet_readers() -> Iterator[None]:
+    """Silence the libraries' own stderr chatter while reading: nibabel's header-fix log lines
+    and numpy / pydicom / PIL warnings. The problems they hint at are checked by the readers
+    and raised as one InputError, so the CLI's single error line stays single."""
+    log = logging.getLogger("nibabel.global")
+    level = log.level
+    log.setLevel(logging.CRITICAL)
+    try:
+        with warnings.catch_warnings(), np.errstate(all="ignore"):
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        log.setLevel(level)
+
+
 def _read(path: Path) -> _Raw:
     if not path.exists():
-        raise InputError("no such file or folder", path)
+        raise missing_error(path)
     if path.is_dir():
         return _read_folder(path)
     suffix = suffix_of(path)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 from pathlib import Path
 
 import numpy as np
@@ -24,7 +25,7 @@ def read_nifti(path: Path) -> tuple[np.ndarray, np.ndarray]:
     try:
         img = nib.load(str(path))
     except Exception as exc:
-        raise InputError(f"not a readable NIfTI file ({exc.__class__.__name__})", path) from exc
+        raise InputError(f"not a readable NIfTI file ({_why(exc)})", path) from exc
     shape = tuple(int(n) for n in img.shape)
     check_voxel_count(shape, path)
     if len(shape) == 4 and shape[3] == 1:
@@ -39,12 +40,22 @@ def read_nifti(path: Path) -> tuple[np.ndarray, np.ndarray]:
     try:
         data = np.asarray(img.get_fdata(dtype=np.float32), dtype=np.float32).reshape(shape)
     except Exception as exc:
-        raise InputError(f"not a readable NIfTI file ({exc.__class__.__name__})", path) from exc
+        raise InputError(f"not a readable NIfTI file ({_why(exc)})", path) from exc
     check_finite(data, path)
     affine = np.asarray(img.affine, dtype=np.float64)
     if not np.isfinite(affine).all() or abs(np.linalg.det(affine[:3, :3])) < 1e-12:
         raise InputError("affine is singular or holds NaN/infinite values", path)
     return data, affine
+
+
+def _why(exc: Exception) -> str:
+    """A short reason for a failed NIfTI read (the library's messages are long or cryptic)."""
+    text = str(exc).lower()
+    if isinstance(exc, EOFError) or "truncat" in text or "buffer is smaller" in text:
+        return "the file is truncated"
+    if isinstance(exc, gzip.BadGzipFile) or "not a gzipped file" in text:
+        return "not gzip-compressed data"
+    return exc.__class__.__name__
 
 
 def _raw_zooms(path: Path, img, ndim: int) -> tuple[float, ...]:
@@ -56,7 +67,7 @@ def _raw_zooms(path: Path, img, ndim: int) -> tuple[float, ...]:
             raw = type(img.header).from_fileobj(fh, check=False)
         return tuple(float(z) for z in raw["pixdim"][1 : 1 + ndim])
     except Exception as exc:
-        raise InputError(f"not a readable NIfTI file ({exc.__class__.__name__})", path) from exc
+        raise InputError(f"not a readable NIfTI file ({_why(exc)})", path) from exc
 
 
 def axis_for_plane(affine: np.ndarray, plane: str) -> int | None:

@@ -32,10 +32,17 @@ class SliceStack:
         return int(self.slices.shape[0])
 
 
+def missing_error(path: Path, what: str = "file or folder") -> InputError:
+    """The error for a path that does not exist; a broken symlink (or loop) says so."""
+    if path.is_symlink():
+        return InputError("broken symbolic link (its target is missing, or the links loop)", path)
+    return InputError(f"no such {what}", path)
+
+
 def require_file(path: Path) -> None:
     """Raise InputError unless `path` is an existing, non-empty regular file."""
     if not path.exists():
-        raise InputError("no such file", path)
+        raise missing_error(path, "file")
     if not path.is_file():
         raise InputError("not a regular file", path)
     if path.stat().st_size == 0:

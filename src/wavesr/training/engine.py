@@ -73,6 +73,14 @@ def make_optimizer(params, stage: StageConfig) -> torch.optim.Optimizer:
     return cls(params, lr=stage.optim.lr, weight_decay=stage.optim.weight_decay)
 
 
+def any_rank(accelerator: Accelerator, *flags: bool) -> list[bool]:
+    """Each flag, true if it is true on any process (so that all ranks stop together)."""
+    if accelerator.num_processes == 1:
+        return [bool(f) for f in flags]
+    votes = torch.tensor([float(f) for f in flags], device=accelerator.device)
+    return [v > 0 for v in accelerator.reduce(votes, reduction="sum").tolist()]
+
+
 def step_seed(seed: int, step: int, rank: int) -> int:
     return (seed * 1_000_003 + step) * 64 + rank + 1
 
@@ -189,8 +197,10 @@ def train(
     log = MetricsLog(run_dir, main)
     started = time.monotonic()
     status, last_loss, step = "finished", float("nan"), start_step
+    saved = {"step": start_step if start_step else None}
 
     def checkpoint(at_step: int) -> None:
+        saved["step"] = at_step
         if main:
             save_checkpoint(
                 run_dir,
@@ -225,11 +235,13 @@ def train(
             with accelerator.autocast():
                 losses = task.compute_loss(model, step, rank)
             loss = losses["loss"]
-            if not torch.isfinite(loss.detach()).all():
+            finite = bool(torch.isfinite(loss.detach()).all())
+            if any_rank(accelerator, not finite)[0]:
                 bar.close()
                 kept = checkpoint_dirs(run_dir)
                 where = f"; last good checkpoint kept at {kept[-1]}" if kept else ""
-                raise TrainingError(f"loss became {float(loss)} at step {step}{where}")
+                value = "non-finite on another process" if finite else float(loss.detach())
+                raise TrainingError(f"loss became {value} at step {step}{where}")
             optimizer.zero_grad(set_to_none=True)
             accelerator.backward(loss)
             if stage.optim.grad_clip > 0:
@@ -252,13 +264,15 @@ def train(
                 window_start, window_steps = time.monotonic(), 0
             bar.update(1)
             minutes = (time.monotonic() - started) / 60
-            if stop.requested or (max_minutes is not None and minutes >= max_minutes):
-                status = "interrupted" if stop.requested else "time-limit"
+            time_up = max_minutes is not None and minutes >= max_minutes
+            interrupted, time_up = any_rank(accelerator, stop.requested is not None, time_up)
+            if interrupted or time_up:
+                status = "interrupted" if interrupted else "time-limit"
                 break
             if step % tcfg.checkpoint_every == 0:
                 checkpoint(step)
     bar.close()
-    if not checkpoint_dirs(run_dir) or checkpoint_dirs(run_dir)[-1].name != f"step_{step:07d}":
+    if saved["step"] != step:  # decided the same way on every rank (no file-system look-up)
         checkpoint(step)
     if main:
         export_model = accelerator.unwrap_model(model)

@@ -8,6 +8,7 @@ from pathlib import Path
 from wavesr.bundle import load_bundle
 from wavesr.config import WaveSRConfig, save_config
 from wavesr.data.bank import SliceBank
+from wavesr.data.types import missing_error
 from wavesr.errors import ConfigError
 from wavesr.pipeline import load_autoencoder
 from wavesr.training.engine import TrainResult, train
@@ -19,7 +20,7 @@ def _check_data(paths: list[str]) -> None:
         raise ConfigError("no training data: pass --data DIR (or set data.paths in the config)")
     for p in paths:
         if not Path(p).exists():
-            raise ConfigError(f"training data path does not exist: {p}")
+            raise missing_error(Path(p))
 
 
 def _is_main() -> bool:

@@ -1,0 +1,541 @@
+"""`wavesr benchmark`: the paper's tables and figures from one run on one machine.
+
+Every method sees the same degraded slices (evaluate's data path, seeds and metrics). The
+diffusion methods (those with a ``steps`` attribute: wavesr, pixel-diffusion) are measured on
+all slices at the largest step count; each smaller step count is timed once more on a fixed,
+evenly spaced subset of the slices, for the speed table. HR FID features are computed once.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from wavesr import figures
+from wavesr.errors import ConfigError, OutputError
+from wavesr.evaluate import (
+    _FID,
+    N_BANDS,
+    EvalSet,
+    EvalSettings,
+    MethodRun,
+    _flatten,
+    _method_entry,
+    _num,
+    _size_counts,
+    load_eval_sets,
+    run_method,
+    select_evenly,
+)
+from wavesr.io_atomic import atomic_write
+from wavesr.methods import MethodContext, SRMethod, build_method, known_methods
+from wavesr.report import code_block, fmt, fmt_count, machine_info, markdown_table
+
+__all__ = [
+    "BenchmarkResult",
+    "BenchmarkSettings",
+    "FigureSlice",
+    "benchmark",
+    "build_methods",
+    "render_markdown",
+    "write_benchmark",
+]
+
+BANDS_FIGURE = "bands.png"
+SPEED_PAIR = ("wavesr", "pixel-diffusion")  # the speed table's ratio is pixel / wavesr
+
+
+@dataclass
+class BenchmarkSettings:
+    """What `wavesr benchmark` adds to evaluate's settings (whose `steps` it overrides)."""
+
+    steps: tuple[int, ...] = (20, 50)
+    figure_slices: int = 3
+    speed_slices: int = 8  # slices timed for the smaller step counts; 0 = all
+    skip_missing: bool = False
+
+    def validate(self) -> tuple[int, ...]:
+        """The step counts, sorted and unique."""
+        if not self.steps:
+            raise ConfigError("--steps needs at least one step count")
+        if min(self.steps) < 1:
+            raise ConfigError(f"--steps must all be at least 1, got {list(self.steps)}")
+        if self.figure_slices < 0:
+            raise ConfigError(f"--figure-slices must be >= 0, got {self.figure_slices}")
+        if self.speed_slices < 0:
+            raise ConfigError(f"--speed-slices must be >= 0, got {self.speed_slices}")
+        return tuple(sorted(set(self.steps)))
+
+
+@dataclass
+class FigureSlice:
+    """One slice of the Fig. 3/4 panels: HR and every method's SR."""
+
+    index: int
+    dataset: str
+    name: str
+    hr: np.ndarray
+    outputs: list[tuple[str, np.ndarray]]
+
+
+@dataclass
+class BenchmarkResult:
+    doc: dict  # benchmark.json's content, without the command
+    figures: list[FigureSlice]
+
+
+# ----------------------------------------------------------------------------- methods
+
+
+def build_methods(
+    names: Sequence[str], ctx: MethodContext, *, skip_missing: bool
+) -> tuple[dict[str, SRMethod], dict[str, str]]:
+    """Build every method up front: (built, skipped name -> reason).
+
+    A method whose weights are missing (no folder given and none bundled: a ConfigError that
+    names no path) is an error listing all of them, or skipped with `skip_missing`. Errors about
+    a folder that was given (wrong kind, wrong scale, corrupt) are never skipped.
+    """
+    unknown = [n for n in names if n not in known_methods()]
+    if unknown:
+        raise ConfigError(
+            f"unknown method(s) {', '.join(unknown)} (known: {', '.join(known_methods())})"
+        )
+    built: dict[str, SRMethod] = {}
+    missing: dict[str, str] = {}
+    for name in names:
+        try:
+            built[name] = build_method(name, ctx)
+        except ConfigError as exc:
+            if exc.path is not None:
+                raise
+            missing[name] = str(exc)
+    if missing and not skip_missing:
+        raise ConfigError(
+            "missing weights: "
+            + "; ".join(missing.values())
+            + ". Pass --model DIR / --weights METHOD=DIR, or --skip-missing to benchmark the "
+            "other methods"
+        )
+    if not built:
+        raise ConfigError("no method left to benchmark: weights are missing for all of them")
+    return built, missing
+
+
+def _is_diffusion(method: SRMethod) -> bool:
+    return isinstance(getattr(method, "steps", None), int)
+
+
+def _set_steps(method: SRMethod, steps: int) -> None:
+    method.steps = steps  # type: ignore[attr-defined]
+    info = getattr(method, "info", None)
+    if isinstance(info, dict) and "steps" in info:
+        info["steps"] = steps
+
+
+# ----------------------------------------------------------------------------- running
+
+
+def _speed_row(run: MethodRun) -> dict:
+    n = len(run.psnr)
+    return {
+        "seconds_per_slice": run.sr_seconds / n,
+        "gflops_per_slice": None if run.flops is None else run.flops / 1e9,
+        "psnr": _num(run.psnr.mean()),
+        "n_slices": n,
+    }
+
+
+def _speed_table(step_counts: Sequence[int], speed: dict[str, dict[int, dict]]) -> dict:
+    rows = []
+    for steps in step_counts:
+        per = {name: by_steps[steps] for name, by_steps in speed.items()}
+        row = {
+            "steps": steps,
+            "n_slices": max((v["n_slices"] for v in per.values()), default=0),
+            "seconds_per_slice": {n: v["seconds_per_slice"] for n, v in per.items()},
+            "gflops_per_slice": {n: v["gflops_per_slice"] for n, v in per.items()},
+            "psnr": {n: v["psnr"] for n, v in per.items()},
+            "ratio_pixel_over_wavesr": None,
+        }
+        wavesr, pixel = (per.get(n) for n in SPEED_PAIR)
+        if wavesr and pixel and wavesr["seconds_per_slice"] > 0:
+            row["ratio_pixel_over_wavesr"] = (
+                pixel["seconds_per_slice"] / wavesr["seconds_per_slice"]
+            )
+        rows.append(row)
+    return {"methods": list(speed), "rows": rows}
+
+
+def _machine(device: str) -> dict:
+    info = machine_info(device)
+    if "gpu" not in info and torch.cuda.is_available():
+        info["gpu"] = torch.cuda.get_device_name(0)
+    return info
+
+
+def benchmark(
+    paths: Sequence[str | Path],
+    methods: Sequence[str],
+    settings: EvalSettings,
+    options: BenchmarkSettings,
+    *,
+    model: Path | None = None,
+    weights: dict[str, Path] | None = None,
+    progress: bool = True,
+) -> BenchmarkResult:
+    """Run the benchmark; nothing is written. Raises before any work on bad settings."""
+    started = time.perf_counter()
+    step_counts = options.validate()
+    top = step_counts[-1]
+    settings = replace(settings, steps=top)
+    deg = settings.validate()
+    if not methods:
+        raise ConfigError("no methods given (--methods bicubic ...)")
+    ctx = MethodContext(
+        scale=settings.scale,
+        degradation=deg,
+        model=model,
+        weights=dict(weights or {}),
+        steps=top,
+        seed=settings.seed,
+        device=settings.device,
+        batch=settings.batch,
+    )
+    built, skipped = build_methods(
+        list(dict.fromkeys(methods)), ctx, skip_missing=options.skip_missing
+    )
+
+    t0 = time.perf_counter()
+    sets = load_eval_sets([Path(p) for p in paths], settings)
+    load_seconds = time.perf_counter() - t0
+    slices = _flatten(sets, settings.seed)
+    n = len(slices)
+    which = np.array([s.dataset for s in slices])
+    figure_idx = select_evenly(n, options.figure_slices) if options.figure_slices else []
+    speed_idx = select_evenly(n, options.speed_slices or None)
+    speed_slices = [slices[i] for i in speed_idx]
+
+    extra = step_counts[:-1]
+    n_diffusion = sum(_is_diffusion(m) for m in built.values())
+    stages = tqdm(
+        total=len(built) + n_diffusion * len(extra),
+        desc="benchmark",
+        unit="run",
+        disable=not progress,
+    )
+    fid = _FID(settings)
+    no_fid = _FID(replace(settings, fid=False))
+    runs: dict[str, MethodRun] = {}
+    speed: dict[str, dict[int, dict]] = {}
+    for name, method in built.items():
+        diffusion = _is_diffusion(method)
+        if diffusion:
+            _set_steps(method, top)
+        stages.set_postfix_str(f"{name} ({top} steps)" if diffusion else name)
+        runs[name] = run_method(
+            name, method, slices, deg, settings, fid, progress=progress, keep=figure_idx
+        )
+        stages.update()
+        if not diffusion:
+            continue
+        speed[name] = {top: _speed_row(runs[name])}
+        for steps in extra:
+            stages.set_postfix_str(f"{name} ({steps} steps, {len(speed_slices)} slices)")
+            _set_steps(method, steps)
+            sub = run_method(
+                f"{name} {steps} steps",
+                method,
+                speed_slices,
+                deg,
+                replace(settings, steps=steps),
+                no_fid,
+                progress=progress,
+            )
+            speed[name][steps] = _speed_row(sub)
+            stages.update()
+        _set_steps(method, top)
+    stages.close()
+
+    doc = {
+        "settings": {
+            "scale": settings.scale,
+            "degradation": deg.label,
+            "size": settings.size,
+            "resize": settings.resize,
+            "max_slices": settings.max_slices,
+            "seed": settings.seed,
+            "steps": list(step_counts),
+            "table_steps": top,
+            "batch": settings.batch,
+            "device": settings.device,
+            "fid": settings.fid,
+            "fid_slices": settings.fid_slices,
+            "figure_slices": options.figure_slices,
+            "speed_slices": len(speed_slices),
+            "skip_missing": options.skip_missing,
+            "model": None if model is None else str(model),
+            "weights": {k: str(v) for k, v in (weights or {}).items()},
+        },
+        "datasets": [_dataset_entry(s) for s in sets],
+        "methods": {
+            name: {
+                **_method_entry(run, sets, which),
+                "steps": top if _is_diffusion(built[name]) else None,
+            }
+            for name, run in runs.items()
+        },
+        "skipped": skipped,
+        "speed": _speed_table(step_counts, speed),
+        "bands_figure": BANDS_FIGURE,
+        "figures": [],
+        "machine": _machine(settings.device),
+        "timings": {"load_seconds": load_seconds},
+    }
+    figs = [
+        FigureSlice(
+            index=i,
+            dataset=sets[slices[i].dataset].name,
+            name=slices[i].name,
+            hr=slices[i].hr,
+            outputs=[(name, run.outputs[i]) for name, run in runs.items()],
+        )
+        for i in figure_idx
+    ]
+    doc["figures"] = [
+        {"file": _figure_name(k), "index": f.index, "dataset": f.dataset, "slice": f.name}
+        for k, f in enumerate(figs, 1)
+    ]
+    doc["timings"]["total_seconds"] = time.perf_counter() - started
+    return BenchmarkResult(doc, figs)
+
+
+def _dataset_entry(s: EvalSet) -> dict:
+    return {
+        "name": s.name,
+        "path": str(s.path),
+        "n_slices": len(s),
+        "n_available": s.n_available,
+        "sizes": _size_counts(s.hr),
+    }
+
+
+def _figure_name(k: int) -> str:
+    return f"fig3_slice_{k}.png"
+
+
+# ----------------------------------------------------------------------------- report
+
+
+def _table1(doc: dict) -> str:
+    rows = [
+        [
+            name,
+            fmt(m["steps"]),
+            fmt_count(m["params"]),
+            fmt(m["gflops_per_slice"]),
+            fmt(m["seconds_per_slice"], 4),
+            fmt(m["psnr"]),
+            fmt(m["ssim"], 4),
+            fmt(m["fid"]),
+        ]
+        for name, m in doc["methods"].items()
+    ]
+    headers = ["Method", "Steps", "Params", "GFLOPs", "s/slice", "PSNR (dB)", "SSIM", "FID"]
+    return markdown_table(headers, rows, "lrrrrrrr")
+
+
+def _speed_markdown(doc: dict) -> list[str]:
+    speed, settings = doc["speed"], doc["settings"]
+    names = speed["methods"]
+    if not names:
+        return ["No diffusion method was benchmarked.", ""]
+    rows = []
+    for row in speed["rows"]:
+        rows.append(
+            [
+                row["steps"],
+                row["n_slices"],
+                *(fmt(row["seconds_per_slice"][n], 4) for n in names),
+                *(fmt(row["gflops_per_slice"][n]) for n in names),
+                fmt(row["ratio_pixel_over_wavesr"]),
+            ]
+        )
+    headers = [
+        "Steps",
+        "Slices timed",
+        *(f"{n} s/slice" for n in names),
+        *(f"{n} GFLOPs" for n in names),
+        "pixel-diffusion / wavesr",
+    ]
+    top = settings["table_steps"]
+    n_all = sum(d["n_slices"] for d in doc["datasets"])
+    if settings["speed_slices"] >= n_all:
+        subset = f"- Every step count: timed on all {n_all} slices."
+    else:
+        subset = (
+            f"- {top} steps: timed on all {n_all} slices (the Table 1 run). Other step counts: "
+            f"timed on one fixed subset of {settings['speed_slices']} evenly spaced slices "
+            "(same LR inputs) for every method, so each row compares the methods on the same "
+            "slices."
+        )
+    return [
+        markdown_table(headers, rows, "r" * len(headers)),
+        subset,
+        "- s/slice: wall time of the SR calls only, batches of "
+        f"{settings['batch']} on {settings['device']}; the first batch is preceded by an "
+        "untimed warm-up call (the FLOP count).",
+        "- Ratio: pixel-diffusion s/slice divided by wavesr s/slice at the same step count "
+        "(– when either was not benchmarked).",
+        "",
+    ]
+
+
+def render_markdown(doc: dict, command: str) -> str:
+    settings, methods = doc["settings"], doc["methods"]
+    top = settings["table_steps"]
+    n_all = sum(d["n_slices"] for d in doc["datasets"])
+    lines = [
+        "# WaveSR benchmark",
+        "",
+        f"x{settings['scale']} super-resolution, degradation **{settings['degradation']}**, "
+        f"{n_all} slices (reduced to at most {settings['size']} px, {settings['resize']}), the "
+        "same slices and LR inputs for every method, one run on one machine. Metrics on "
+        "[0, 1]-normalised slices (data range 1).",
+        "",
+        "## Command",
+        "",
+        code_block(command, "sh"),
+        "## Machine",
+        "",
+        markdown_table(["item", "value"], [[k, v] for k, v in doc["machine"].items()]),
+        "## Data",
+        "",
+        markdown_table(
+            ["dataset", "path", "slices", "available", "sizes"],
+            [
+                [
+                    d["name"],
+                    d["path"],
+                    d["n_slices"],
+                    d["n_available"],
+                    ", ".join(f"{k} ({v})" for k, v in d["sizes"].items()),
+                ]
+                for d in doc["datasets"]
+            ],
+            "llrrl",
+        ),
+        f"## Table 1: quality and cost (diffusion methods at {top} sampling steps)",
+        "",
+        _table1(doc),
+        f"- Steps: sampling steps of the diffusion methods (the largest of --steps, {top}).",
+        "- GFLOPs: one full SR of one slice (all sampling steps); a multiply-add counts 2.",
+        "- s/slice: wall time of the SR calls only (no loading, degradation or metrics).",
+        *(f"- FID {name}: {m['fid_note']}" for name, m in methods.items()),
+        *(f"- Skipped {name}: {why}" for name, why in doc["skipped"].items()),
+        "",
+        "## Table 2: PSNR (dB) per frequency band, low to high",
+        "",
+        markdown_table(
+            ["Method", *(f"B{i + 1}" for i in range(N_BANDS))],
+            [[name, *(fmt(v) for v in m["band_psnr"])] for name, m in methods.items()],
+            "l" + "r" * N_BANDS,
+        ),
+        f"Band k: the error spectrum at normalised radius [(k-1)/{N_BANDS}, k/{N_BANDS}) of "
+        "Nyquist (the last band also the corners); see docs/metrics.md.",
+        "",
+        f"![PSNR per band]({doc['bands_figure']})",
+        "",
+        "## Speed: seconds per slice against sampling steps",
+        "",
+        *_speed_markdown(doc),
+    ]
+    if doc["figures"]:
+        lines += [
+            "## Figures: outputs, spectra and error spectra (paper Fig. 3 and 4)",
+            "",
+            "Row 1: each output with a zoomed inset; row 2: log-magnitude spectrum; row 3: "
+            "log-magnitude spectrum of the error (output - ground truth).",
+            "",
+        ]
+        for f in doc["figures"]:
+            lines += [f"- {f['file']}: {f['dataset']} / {f['slice']}", ""]
+            lines += [f"  ![{f['slice']}]({f['file']})", ""]
+    if len(doc["datasets"]) > 1:
+        lines += ["## Table 1 per dataset", ""]
+        for d in doc["datasets"]:
+            rows = [
+                [
+                    name,
+                    fmt(m["steps"]),
+                    fmt_count(m["params"]),
+                    fmt(m["gflops_per_slice"]),
+                    m["datasets"][d["name"]]["n_slices"],
+                    fmt(m["datasets"][d["name"]]["psnr"]),
+                    fmt(m["datasets"][d["name"]]["ssim"], 4),
+                ]
+                for name, m in methods.items()
+            ]
+            lines += [
+                f"### {d['name']}",
+                "",
+                markdown_table(
+                    ["Method", "Steps", "Params", "GFLOPs", "Slices", "PSNR (dB)", "SSIM"],
+                    rows,
+                    "lrrrrrr",
+                ),
+            ]
+        lines += ["FID and s/slice are measured over all datasets together (Table 1).", ""]
+    t = doc["timings"]
+    lines += [
+        "## Timings",
+        "",
+        f"Loading {fmt(t['load_seconds'])} s, whole benchmark {fmt(t['total_seconds'])} s.",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+# ----------------------------------------------------------------------------- outputs
+
+
+def write_benchmark(result: BenchmarkResult, out: Path, command: str) -> list[Path]:
+    """Write benchmark.json, benchmark.md, bands.png and fig3_slice_K.png, each atomically.
+
+    The texts are rendered before the first write; if any write fails, the files this call
+    wrote are removed again.
+    """
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise OutputError("output exists and is not a folder", out)
+    doc = {"command": command, **result.doc}
+    texts = {
+        "benchmark.md": render_markdown(doc, command),
+        "benchmark.json": json.dumps(doc, indent=2, allow_nan=False) + "\n",
+    }
+    curves = {
+        name: [np.nan if v is None else v for v in m["band_psnr"]]
+        for name, m in doc["methods"].items()
+    }
+    written: list[Path] = []
+    try:
+        written.append(figures.band_psnr_figure(curves, out / BANDS_FIGURE))
+        for k, f in enumerate(result.figures, 1):
+            written.append(figures.spectrum_figure(f.outputs, f.hr, out / _figure_name(k)))
+        for name, text in texts.items():
+            path = out / name
+            atomic_write(
+                path, lambda tmp, t=text: tmp.write_text(t, encoding="utf-8"), overwrite=True
+            )
+            written.append(path)
+    except BaseException:
+        for path in written:
+            path.unlink(missing_ok=True)
+        raise
+    return written

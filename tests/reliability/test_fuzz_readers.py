@@ -1,0 +1,185 @@
+"""Fuzzing every reader: random bytes and randomly damaged valid files.
+
+`load_slices` on a file with suffix .nii, .nii.gz, .dcm, .h5, .png, .jpg or .npy may only
+return a SliceStack or raise InputError; any other exception (or a crash) is a bug.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import tempfile
+from pathlib import Path
+
+import h5py
+import nibabel as nib
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from PIL import Image
+from pydicom.dataset import FileDataset, FileMetaDataset
+from pydicom.uid import ExplicitVRLittleEndian, MRImageStorage, generate_uid
+
+from wavesr.data import load_slices
+from wavesr.data.types import SliceStack
+from wavesr.errors import InputError
+
+SUFFIXES = (".nii", ".nii.gz", ".dcm", ".h5", ".png", ".jpg", ".npy")
+FUZZ = settings(
+    max_examples=40,
+    deadline=None,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+
+
+def _image(h: int = 16, w: int = 16) -> np.ndarray:
+    y, x = np.mgrid[:h, :w]
+    return (np.exp(-((x - w / 2) ** 2 + (y - h / 2) ** 2) / 40.0) * 200 + 20).astype(np.uint8)
+
+
+def _valid_bytes(suffix: str) -> bytes:
+    """A small valid file of each format (uncompressed bytes for .nii.gz: gzipped later)."""
+    vol = np.stack([_image()] * 3, axis=-1).astype(np.float32)
+    if suffix in (".nii", ".nii.gz"):
+        img = nib.Nifti1Image(vol, np.diag([1.0, 1.0, 2.0, 1.0]))
+        return img.to_bytes()
+    if suffix == ".npy":
+        buf = io.BytesIO()
+        np.save(buf, vol.transpose(2, 0, 1))
+        return buf.getvalue()
+    if suffix in (".png", ".jpg"):
+        buf = io.BytesIO()
+        Image.fromarray(_image()).save(buf, format="PNG" if suffix == ".png" else "JPEG")
+        return buf.getvalue()
+    if suffix == ".h5":
+        buf = io.BytesIO()
+        with h5py.File(buf, "w") as fh:
+            fh.create_dataset("reconstruction_rss", data=vol.transpose(2, 0, 1))
+        return buf.getvalue()
+    return _dicom_bytes(_image())
+
+
+def _dicom_bytes(pixels: np.ndarray) -> bytes:
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = MRImageStorage
+    meta.MediaStorageSOPInstanceUID = generate_uid()
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds = FileDataset("fuzz.dcm", {}, file_meta=meta, preamble=b"\0" * 128)
+    ds.SOPClassUID = MRImageStorage
+    ds.Modality = "MR"
+    ds.Rows, ds.Columns = pixels.shape
+    ds.SamplesPerPixel = 1
+    ds.PhotometricInterpretation = "MONOCHROME2"
+    ds.BitsAllocated = ds.BitsStored = 16
+    ds.HighBit = 15
+    ds.PixelRepresentation = 0
+    ds.RescaleSlope, ds.RescaleIntercept = 2.0, -5.0
+    ds.PixelData = pixels.astype(np.uint16).tobytes()
+    buf = io.BytesIO()
+    ds.save_as(buf, enforce_file_format=True)
+    return buf.getvalue()
+
+
+VALID = {suffix: _valid_bytes(suffix) for suffix in SUFFIXES}
+# Where each format keeps its header: mutations aim there half of the time.
+HEADER_BYTES = {".nii": 352, ".nii.gz": 352, ".dcm": 600, ".h5": 1024, ".png": 64,
+                ".jpg": 200, ".npy": 128}
+
+
+@st.composite
+def damaged(draw, suffix: str) -> bytes:
+    """A valid file with random byte patches (mostly in the header), maybe truncated."""
+    raw = bytearray(VALID[suffix])
+    header = min(HEADER_BYTES[suffix], len(raw))
+    for _ in range(draw(st.integers(1, 8))):
+        limit = header if draw(st.booleans()) else len(raw)
+        at = draw(st.integers(0, limit - 1))
+        patch = draw(st.binary(min_size=1, max_size=8))
+        raw[at : at + len(patch)] = patch
+    if draw(st.booleans()):
+        raw = raw[: draw(st.integers(0, len(raw)))]
+    return bytes(raw)
+
+
+@st.composite
+def npy_header(draw) -> bytes:
+    """A .npy file whose header dict has random shape / dtype / order and random data."""
+    dtype = draw(st.sampled_from(["<f4", "<f8", "<i2", "|u1", "|b1", "<c8", "|O", "<U3", "<M8"]))
+    shape = tuple(draw(st.lists(st.integers(-2, 70000), max_size=5)))
+    order = draw(st.booleans())
+    header = f"{{'descr': '{dtype}', 'fortran_order': {order}, 'shape': {shape!r}, }}"
+    header = header.ljust(118) + "\n"
+    data = draw(st.binary(max_size=4096))
+    return b"\x93NUMPY\x01\x00" + len(header).to_bytes(2, "little") + header.encode() + data
+
+
+@st.composite
+def nifti_header(draw) -> bytes:
+    """A NIfTI-1 file whose header fields (dims, datatype, voxel sizes, scaling) are random."""
+    shape = tuple(draw(st.lists(st.integers(1, 20), min_size=1, max_size=5)))
+    dtype = draw(st.sampled_from([np.uint8, np.int16, np.float32, np.float64, np.complex64]))
+    rng = np.random.default_rng(draw(st.integers(0, 2**16)))
+    data = (rng.random(shape) * 300).astype(dtype)
+    img = nib.Nifti1Image(data, np.eye(4))
+    hdr = img.header
+    finite = st.floats(-1e6, 1e6, allow_nan=False)
+    any_float = st.floats(allow_nan=True, allow_infinity=True, width=32)
+    hdr["pixdim"][1:4] = [draw(st.one_of(finite, any_float)) for _ in range(3)]
+    hdr["scl_slope"] = draw(st.one_of(st.just(np.nan), any_float))
+    hdr["scl_inter"] = draw(any_float)
+    raw = bytearray(img.to_bytes())
+    if draw(st.booleans()):  # lie about the dimensions
+        dims = draw(st.lists(st.integers(-5, 2**15 - 1), min_size=8, max_size=8))
+        raw[40:56] = np.asarray(dims, dtype="<i2").tobytes()
+    if draw(st.booleans()):  # and/or about the datatype
+        raw[70:72] = np.asarray([draw(st.integers(-1, 2400))], dtype="<i2").tobytes()
+    return bytes(raw)
+
+
+def _outcome(suffix: str, payload: bytes) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / f"fuzz{suffix}"
+        path.write_bytes(gzip.compress(payload) if suffix == ".nii.gz" else payload)
+        try:
+            result = load_slices(path, skip_empty=False)
+        except InputError as exc:
+            assert str(path) in str(exc)  # the message names the file
+            return
+    assert isinstance(result, SliceStack)
+    assert result.slices.ndim == 3 and result.slices.dtype == np.float32
+    assert np.isfinite(result.slices).all()
+    assert result.slices.min() >= 0.0 and result.slices.max() <= 1.0
+
+
+@pytest.mark.parametrize("suffix", SUFFIXES)
+def test_valid_seed_files_load(suffix):
+    """The fuzzers start from files that do load (otherwise they would test nothing)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / f"ok{suffix}"
+        raw = VALID[suffix]
+        path.write_bytes(gzip.compress(raw) if suffix == ".nii.gz" else raw)
+        stack = load_slices(path, skip_empty=False)
+    assert stack.slices.shape[1:] == (16, 16)
+
+
+@pytest.mark.parametrize("suffix", SUFFIXES)
+@FUZZ
+@given(data=st.data())
+def test_random_bytes(suffix, data):
+    payload = data.draw(st.one_of(st.binary(max_size=2048), damaged(suffix)))
+    _outcome(suffix, payload)
+
+
+@FUZZ
+@given(payload=npy_header())
+def test_random_npy_headers(payload):
+    _outcome(".npy", payload)
+
+
+@pytest.mark.parametrize("suffix", [".nii", ".nii.gz"])
+@FUZZ
+@given(payload=nifti_header())
+def test_random_nifti_headers(suffix, payload):
+    _outcome(suffix, payload)
