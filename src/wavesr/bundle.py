@@ -94,7 +94,7 @@ def _manifest_root(root: Path) -> Path:
             f"expected a model folder holding {MANIFEST} (from `wavesr train`), got a file", root
         )
     if not root.exists():
-        raise CheckpointError("no such model folder", root)
+        raise CheckpointError("not a WaveSR model folder (no such folder)", root)
     return root
 
 

@@ -20,6 +20,7 @@ import yaml
 
 from wavesr.autoencoder import AutoencoderConfig
 from wavesr.errors import ConfigError
+from wavesr.io_atomic import atomic_write
 from wavesr.transformer import LDTConfig
 
 PRESET_DIR = Path(__file__).parent / "configs"
@@ -135,6 +136,7 @@ class WaveSRConfig:
         }
         for name, stage in stages.items():
             checks += _stage_checks(name, stage)
+        checks += _model_checks(self)
         for ok, message in checks:
             if not ok:
                 raise ConfigError(f"invalid config: {message}")
@@ -161,6 +163,41 @@ def _stage_checks(name: str, stage: StageConfig) -> list[tuple[bool, str]]:
         (o.schedule in ("cosine", "constant"), f"{name}.optim.schedule: cosine|constant"),
         (o.optimizer in ("adam", "adamw"), f"{name}.optim.optimizer: adam|adamw"),
     ]
+
+
+def _model_checks(config: WaveSRConfig) -> list[tuple[bool, str]]:
+    """Sizes and widths that would otherwise fail inside torch / diffusers, or train on nothing."""
+    ae, diff, data = config.autoencoder, config.diffusion, config.data
+    counts = (ae.latent_channels, ae.base_channels, ae.channel_mult_last, ae.layers_per_block)
+    sizes_ok = min(*counts, ae.norm_num_groups, ae.cond_channels) >= 1
+    widths_ok = sizes_ok and ae.downsample in (2, 4, 8)
+    if widths_ok:
+        widths = (*ae.block_out_channels(), ae.cond_channels)
+        widths_ok = all(w % ae.norm_num_groups == 0 for w in widths)
+    checks = [
+        (data.size >= 16, "data.size must be >= 16"),
+        (data.cache_max_slices >= 0, "data.cache_max_slices must be >= 0 (0 = all)"),
+        (diff.num_timesteps >= 1, "diffusion.num_timesteps must be >= 1"),
+        (
+            1 <= diff.sample_steps <= diff.num_timesteps,
+            "diffusion.sample_steps must lie in [1, num_timesteps]",
+        ),
+        (diff.eta >= 0, "diffusion.eta must be >= 0"),
+        (
+            widths_ok,
+            "autoencoder widths (base_channels, channel_mult_last, cond_channels, ...) must be "
+            ">= 1 and multiples of norm_num_groups",
+        ),
+        (
+            len(ae.band_scales) == 4 and all(s > 0 for s in ae.band_scales),
+            "autoencoder.band_scales needs 4 positive values (LL, LH, HL, HH)",
+        ),
+    ]
+    for name in ("autoencoder_training", "ldt_training", "baseline_training"):
+        optim = getattr(config, name).optim
+        checks.append((optim.weight_decay >= 0, f"{name}.optim.weight_decay must be >= 0"))
+        checks.append((optim.grad_clip >= 0, f"{name}.optim.grad_clip must be >= 0 (0 = off)"))
+    return checks
 
 
 def _coerce(value: Any, annotation: Any, key: str) -> Any:
@@ -274,4 +311,5 @@ def load_config(name_or_path: str | Path, overrides: list[str] | None = None) ->
 
 
 def save_config(config: WaveSRConfig, path: Path) -> None:
-    path.write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
+    text = yaml.safe_dump(config.to_dict(), sort_keys=False)
+    atomic_write(path, lambda tmp: tmp.write_text(text), overwrite=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import secrets
 import tempfile
@@ -107,6 +108,5 @@ def check_output_path(path: str | Path, *, inputs: Sequence[str | Path], overwri
         with tempfile.TemporaryFile(dir=anchor):
             pass
     except OSError as exc:
-        raise OutputError(
-            f"output folder {anchor} is not writable ({exc.strerror or exc})", path
-        ) from exc
+        why = f" ({exc.strerror})" if exc.strerror and exc.errno != errno.ENOENT else ""
+        raise OutputError(f"output folder {anchor} is not writable{why}", path) from exc

@@ -25,7 +25,7 @@ import torch
 from wavesr.data.dicom import dicom_files, is_dicom_file
 from wavesr.data.hdf5 import DATASET as HDF5_DATASET
 from wavesr.data.images import IMAGE_SUFFIXES, image_files
-from wavesr.data.load import load_slices, nonempty_slices, suffix_of
+from wavesr.data.load import VOLUME_SUFFIXES, load_slices, nonempty_slices, suffix_of
 from wavesr.data.normalize import denormalize, select
 from wavesr.data.types import SliceStack, missing_error
 from wavesr.data.write import sr_affine, stack_to_volume, write_nifti, write_png_slices
@@ -76,7 +76,9 @@ def output_kind(source: Path, output: Path) -> str:
     if source.is_dir():
         kind = NIFTI if dicom_files(source) else PNG_FOLDER if image_files(source) else None
         if kind is None:
-            raise InputError("folder holds no DICOM or image files", source)
+            volumes = [p for p in source.iterdir() if suffix_of(p) in VOLUME_SUFFIXES]
+            hint = f" (it holds {len(volumes)} volume files: pass one file)" if volumes else ""
+            raise InputError(f"folder holds no DICOM or image files{hint}", source)
     else:
         suffix = suffix_of(source)
         if (

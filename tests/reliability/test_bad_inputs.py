@@ -8,7 +8,7 @@ succeed. `python tests/reliability/test_bad_inputs.py` prints the table of docs/
 
 from __future__ import annotations
 
-import gzip
+import errno
 import io
 import json
 import logging
@@ -196,7 +196,7 @@ def _dicom_two_series(d: Path) -> Path:
 
 
 def _dicom_garbage(d: Path) -> Path:
-    (p := d / "scan.dcm").write_bytes(b"\0" * 128 + b"DICM" + os.urandom(64))
+    (p := d / "scan.dcm").write_bytes(b"\0" * 128 + b"DICM" + np.random.default_rng(7).bytes(64))
     return p
 
 
@@ -341,13 +341,18 @@ BAD_INPUTS = [
     Bad("dicom-no-pixels", _dicom_no_pixels, r"no pixel data", "DICOM without pixel data"),
     Bad("dicom-mixed", _dicom_mixed_sizes, r"mixes slice sizes", "DICOM series, mixed sizes"),
     Bad("dicom-2-series", _dicom_two_series, r"2 dicom series", "folder with 2 DICOM series"),
-    Bad("dicom-garbage", _dicom_garbage, r"not a readable dicom|no pixel data", "`.dcm` of random bytes"),
+    Bad(
+        "dicom-garbage",
+        _dicom_garbage,
+        r"not a readable dicom|no pixel data|damaged dicom",
+        "`.dcm` of random bytes",
+    ),
     Bad("h5-no-key", _h5_no_key, r'no "reconstruction_rss"', "HDF5 without the key"),
     Bad("h5-empty", _h5_empty, r"keys: none", "empty (valid) HDF5 file"),
     Bad("h5-zero-bytes", _h5_zero_bytes, r"empty \(0 bytes\)", "zero-byte `.h5`"),
     Bad("h5-group", _h5_group, r"is a group", "HDF5 key is a group"),
     Bad("h5-4d", _h5_4d, r"must be \(slices, h, w\)", "HDF5 4-D dataset"),
-    Bad("npy-object", _npy_object, r"not a readable \.npy", "pickled object `.npy`"),
+    Bad("npy-object", _npy_object, r"needs pickle, which is refused", "pickled object `.npy`"),
     Bad("npy-4d", _npy_4d, r"2-d or 3-d array", "4-D `.npy`"),
     Bad("npy-text", _npy_text, r"not a readable \.npy", "text file named `.npy`"),
     Bad("png-truncated", _png_truncated, r"not a readable image", "PNG cut in half"),
@@ -403,6 +408,8 @@ class _Records(logging.Handler):
 
 
 def sr_output(src: Path, out: Path) -> Path:
+    if src.name.endswith(".NII.GZ"):
+        return out / "SR.NII.GZ"
     name = src.name.lower()
     if name.endswith((".h5", ".hdf5")):
         return out / "sr.h5"
@@ -421,10 +428,16 @@ def command(cmd: str, src: Path, out: Path, model: Path) -> list[str]:
         return ["sr", str(src), "-o", str(dst), "--model", str(model), "--steps", "1", "--quiet"]
     if cmd == "evaluate":
         return ["evaluate", str(src), "--methods", "bicubic", "--no-fid"] + [
-            "--out", str(out / "eval"), "--quiet"
+            "--out",
+            str(out / "eval"),
+            "--quiet",
         ]
     return ["train", "autoencoder", "--config", "tiny", "--data", str(src)] + [
-        "--out", str(out / "run"), "--max-steps", "1", "--quiet"
+        "--out",
+        str(out / "run"),
+        "--max-steps",
+        "1",
+        "--quiet",
     ]
 
 
@@ -561,6 +574,13 @@ def _model_is_pickle(e: Env) -> Path:
     return p
 
 
+def _volume_folder(e: Env) -> Path:
+    (folder := e.tmp / "volumes").mkdir()
+    for name in ("a.nii.gz", "b.nii.gz"):
+        shutil.copy(e.nifti, folder / name)
+    return folder
+
+
 def _ae_only(e: Env) -> Path:
     return e.model.parent / "ae"
 
@@ -608,7 +628,18 @@ def _sr(e: Env, *extra: str, src: Path | None = None, out: Path | None = None, m
     src = src or e.nifti
     out = out or e.out / "sr.nii.gz"
     model = e.model if model is None else model
-    return ["sr", str(src), "-o", str(out), "--model", str(model), "--steps", "1", "--quiet", *extra]
+    return [
+        "sr",
+        str(src),
+        "-o",
+        str(out),
+        "--model",
+        str(model),
+        "--steps",
+        "1",
+        "--quiet",
+        *extra,
+    ]
 
 
 def _ev(e: Env, *extra: str):
@@ -635,116 +666,425 @@ def _existing_output(e: Env) -> list[str]:
 OPTIONS = [
     # --- sr
     Opt("sr-scale-3", lambda e: _sr(e, "--scale", "3"), r"--scale.*invalid choice", "`--scale 3`"),
-    Opt("sr-scale-neg", lambda e: _sr(e, "--scale", "-4"), r"--scale.*invalid choice",
-        "`--scale -4`"),
-    Opt("sr-scale-8-on-x4", lambda e: _sr(e, "--scale", "8"), r"trained for x4",
-        "`--scale 8` with a x4 model", lambda e: str(e.model)),
+    Opt(
+        "sr-scale-neg",
+        lambda e: _sr(e, "--scale", "-4"),
+        r"--scale.*invalid choice",
+        "`--scale -4`",
+    ),
+    Opt(
+        "sr-scale-8-on-x4",
+        lambda e: _sr(e, "--scale", "8"),
+        r"trained for x4",
+        "`--scale 8` with a x4 model",
+        lambda e: str(e.model),
+    ),
     Opt("sr-batch-0", lambda e: _sr(e, "--batch", "0"), r"--batch.*>= 1", "`--batch 0`"),
     Opt("sr-steps-0", lambda e: _sr(e, "--steps", "0"), r"--steps.*>= 1", "`--steps 0`"),
-    Opt("sr-steps-text", lambda e: _sr(e, "--steps", "many"), r"--steps.*invalid int",
-        "`--steps many`"),
-    Opt("sr-axis-bad", lambda e: _sr(e, "--axis", "diagonal"), r"unknown slice axis",
-        "`--axis diagonal`"),
+    Opt(
+        "sr-steps-text",
+        lambda e: _sr(e, "--steps", "many"),
+        r"--steps.*invalid int",
+        "`--steps many`",
+    ),
+    Opt(
+        "sr-axis-bad",
+        lambda e: _sr(e, "--axis", "diagonal"),
+        r"unknown slice axis",
+        "`--axis diagonal`",
+    ),
     Opt("sr-axis-range", lambda e: _sr(e, "--axis", "5"), r"out of range", "`--axis 5`"),
-    Opt("sr-out-is-in", lambda e: _sr(e, "--overwrite", out=e.nifti), r"same as an input",
-        "output path = input path (even with `--overwrite`)", lambda e: str(e.nifti)),
-    Opt("sr-out-exists", _existing_output, r"exists.*--overwrite",
-        "existing output without `--overwrite`", lambda e: str(e.out / "sr.nii.gz")),
-    Opt("sr-out-readonly", lambda e: _sr(e, out=_readonly_dir(e)), r"not writable|cannot",
-        "output folder not writable", lambda e: "sr.nii.gz"),
-    Opt("sr-out-proc", lambda e: _sr(e, out=Path("/proc/self/sr.nii.gz")),
-        r"not writable|cannot", "output inside `/proc`", lambda e: "/proc/self"),
-    Opt("sr-out-parent-file", lambda e: _sr(e, out=_file_parent(e)), r"is a file",
-        "output folder is a file", lambda e: "plainfile"),
-    Opt("sr-out-suffix", lambda e: _sr(e, out=e.out / "sr.h5"), r"must end in \.nii",
-        "NIfTI input, `.h5` output", lambda e: "sr.h5"),
-    Opt("sr-model-missing", lambda e: _sr(e, model=e.tmp / "nowhere"), r"no such|not a wavesr",
-        "`--model` folder missing", lambda e: "nowhere"),
-    Opt("sr-model-file", lambda e: _sr(e, model=_model_is_file(e)), r"expected a model folder",
-        "`--model` pointing at a file", lambda e: "model.txt"),
-    Opt("sr-model-pickle", lambda e: _sr(e, model=_model_is_pickle(e)), r"pickle.*arbitrary code",
-        "`--model model.pt` (pickle)", lambda e: "model.pt"),
-    Opt("sr-bundle-pickle", lambda e: _sr(e, model=_pickle_weights(e)), r"pickle.*arbitrary code",
-        "bundle listing `autoencoder.pt`", lambda e: "autoencoder.pt"),
-    Opt("sr-bundle-disguised", lambda e: _sr(e, model=_pickle_as_safetensors(e)),
-        r"not a readable safetensors", "pickle renamed `.safetensors`",
-        lambda e: "ldt.safetensors"),
-    Opt("sr-bundle-tampered", lambda e: _sr(e, model=_tampered(e)), r"sha-256 mismatch",
-        "weights changed after export", lambda e: "ldt.safetensors"),
-    Opt("sr-wrong-arch", lambda e: _sr(e, model=_wrong_arch(e)), r"do not match the model arch",
-        "checkpoint of the wrong architecture", lambda e: "edited"),
-    Opt("sr-json-garbage", lambda e: _sr(e, model=_json_garbage(e)), r"not a readable json",
-        "`wavesr.json` that is not JSON", lambda e: "wavesr.json"),
-    Opt("sr-json-list", lambda e: _sr(e, model=_json_list(e)), r"json object",
-        "`wavesr.json` holding a list", lambda e: "wavesr.json"),
-    Opt("sr-json-no-file", lambda e: _sr(e, model=_json_no_files(e)), r"manifest",
-        "`wavesr.json` file entry without `file`", lambda e: "wavesr.json"),
-    Opt("sr-json-bad-config", lambda e: _sr(e, model=_bad_config_in_bundle(e)),
-        r"invalid config in bundle", "bundle config `data.scale: four`",
-        lambda e: "wavesr.json"),
-    Opt("sr-ae-only", lambda e: _sr(e, model=_ae_only(e)), r"without an ldt",
-        "autoencoder-only model", lambda e: "ae"),
+    Opt(
+        "sr-out-is-in",
+        lambda e: _sr(e, "--overwrite", out=e.nifti),
+        r"same as an input",
+        "output path = input path (even with `--overwrite`)",
+        lambda e: str(e.nifti),
+    ),
+    Opt(
+        "sr-out-exists",
+        _existing_output,
+        r"exists.*--overwrite",
+        "existing output without `--overwrite`",
+        lambda e: str(e.out / "sr.nii.gz"),
+    ),
+    Opt(
+        "sr-out-readonly",
+        lambda e: _sr(e, out=_readonly_dir(e)),
+        r"not writable|cannot",
+        "output folder not writable",
+        lambda e: "sr.nii.gz",
+    ),
+    Opt(
+        "sr-out-proc",
+        lambda e: _sr(e, out=Path("/proc/self/sr.nii.gz")),
+        r"not writable|cannot",
+        "output inside `/proc`",
+        lambda e: "/proc/self",
+    ),
+    Opt(
+        "sr-out-parent-file",
+        lambda e: _sr(e, out=_file_parent(e)),
+        r"is a file",
+        "output folder is a file",
+        lambda e: "plainfile",
+    ),
+    Opt(
+        "sr-out-suffix",
+        lambda e: _sr(e, out=e.out / "sr.h5"),
+        r"must end in \.nii",
+        "NIfTI input, `.h5` output",
+        lambda e: "sr.h5",
+    ),
+    Opt(
+        "sr-model-missing",
+        lambda e: _sr(e, model=e.tmp / "nowhere"),
+        r"no such|not a wavesr",
+        "`--model` folder missing",
+        lambda e: "nowhere",
+    ),
+    Opt(
+        "sr-model-file",
+        lambda e: _sr(e, model=_model_is_file(e)),
+        r"expected a model folder",
+        "`--model` pointing at a file",
+        lambda e: "model.txt",
+    ),
+    Opt(
+        "sr-model-pickle",
+        lambda e: _sr(e, model=_model_is_pickle(e)),
+        r"pickle.*arbitrary code",
+        "`--model model.pt` (pickle)",
+        lambda e: "model.pt",
+    ),
+    Opt(
+        "sr-bundle-pickle",
+        lambda e: _sr(e, model=_pickle_weights(e)),
+        r"pickle.*arbitrary code",
+        "bundle listing `autoencoder.pt`",
+        lambda e: "autoencoder.pt",
+    ),
+    Opt(
+        "sr-bundle-disguised",
+        lambda e: _sr(e, model=_pickle_as_safetensors(e)),
+        r"not a readable safetensors",
+        "pickle renamed `.safetensors`",
+        lambda e: "ldt.safetensors",
+    ),
+    Opt(
+        "sr-bundle-tampered",
+        lambda e: _sr(e, model=_tampered(e)),
+        r"sha-256 mismatch",
+        "weights changed after export",
+        lambda e: "ldt.safetensors",
+    ),
+    Opt(
+        "sr-wrong-arch",
+        lambda e: _sr(e, model=_wrong_arch(e)),
+        r"do not match the model arch",
+        "checkpoint of the wrong architecture",
+        lambda e: "edited",
+    ),
+    Opt(
+        "sr-json-garbage",
+        lambda e: _sr(e, model=_json_garbage(e)),
+        r"not a readable json",
+        "`wavesr.json` that is not JSON",
+        lambda e: "wavesr.json",
+    ),
+    Opt(
+        "sr-json-list",
+        lambda e: _sr(e, model=_json_list(e)),
+        r"json object",
+        "`wavesr.json` holding a list",
+        lambda e: "wavesr.json",
+    ),
+    Opt(
+        "sr-json-no-file",
+        lambda e: _sr(e, model=_json_no_files(e)),
+        r"manifest",
+        "`wavesr.json` file entry without `file`",
+        lambda e: "wavesr.json",
+    ),
+    Opt(
+        "sr-json-bad-config",
+        lambda e: _sr(e, model=_bad_config_in_bundle(e)),
+        r"invalid config in bundle",
+        "bundle config `data.scale: four`",
+        lambda e: "wavesr.json",
+    ),
+    Opt(
+        "sr-ae-only",
+        lambda e: _sr(e, model=_ae_only(e)),
+        r"without an ldt",
+        "autoencoder-only model",
+        lambda e: "ae",
+    ),
+    Opt(
+        "sr-seed-huge",
+        lambda e: _sr(e, "--seed", str(10**23)),
+        r"--seed.*2\*\*32",
+        "`--seed 1e23` (was: traceback)",
+    ),
+    Opt(
+        "sr-steps-huge",
+        lambda e: _sr(e, "--steps", "100000"),
+        r"cannot take exactly 100000 steps from 1000",
+        "`--steps 100000` (model has 1000)",
+    ),
+    Opt(
+        "sr-volume-folder",
+        lambda e: _sr(e, src=_volume_folder(e)),
+        r"2 volume files: pass one file",
+        "folder of NIfTI files",
+        lambda e: "volumes",
+    ),
+    Opt(
+        "sr-out-slash",
+        lambda e: _sr(e, out=Path(f"{e.out}/newdir/")),
+        r"must end in \.nii",
+        "`-o newdir/` for a NIfTI input",
+        lambda e: "newdir",
+    ),
+    # --- demo
+    Opt(
+        "demo-slices-0",
+        lambda e: ["demo", "--slices", "0", "--model", str(e.model), "--out", str(e.out / "d")],
+        r"--slices.*>= 1",
+        "`demo --slices 0` (was: traceback)",
+    ),
+    Opt(
+        "demo-steps-0",
+        lambda e: ["demo", "--steps", "0", "--model", str(e.model), "--out", str(e.out / "d")],
+        r"--steps.*>= 1",
+        "`demo --steps 0` (was: ran, said 0 steps)",
+    ),
+    Opt(
+        "sr-out-dash",
+        lambda e: _sr(e, out=Path("-")),
+        r"must end in \.nii",
+        "`-o -` (stdout is not supported)",
+    ),
     # --- evaluate
-    Opt("ev-scale-3", lambda e: _ev(e, "--scale", "3"), r"scale must be one of",
-        "`evaluate --scale 3`"),
+    Opt(
+        "ev-scale-3",
+        lambda e: _ev(e, "--scale", "3"),
+        r"scale must be one of",
+        "`evaluate --scale 3`",
+    ),
     Opt("ev-batch-0", lambda e: _ev(e, "--batch", "0"), r"--batch", "`evaluate --batch 0`"),
     Opt("ev-steps-0", lambda e: _ev(e, "--steps", "0"), r"--steps", "`evaluate --steps 0`"),
     Opt("ev-size-0", lambda e: _ev(e, "--size", "0"), r"--size", "`evaluate --size 0`"),
-    Opt("ev-max-slices-0", lambda e: _ev(e, "--max-slices", "0"), r"--max-slices",
-        "`evaluate --max-slices 0`"),
-    Opt("ev-noise-neg", lambda e: _ev(e, "--noise-sigma", "-1"), r"noise_sigma must be >= 0",
-        "`evaluate --noise-sigma -1`"),
-    Opt("ev-method-unknown", lambda e: _ev(e, "--methods", "magic"), r"unknown method 'magic'",
-        "`evaluate --methods magic`"),
-    Opt("ev-weights-format", lambda e: _ev(e, "--weights", "edsr"), r"METHOD=DIR",
-        "`evaluate --weights edsr`"),
-    Opt("ev-device", lambda e: _ev(e, "--device", "tpu9"), r"unknown device",
-        "`evaluate --device tpu9`"),
-    Opt("ev-out-is-file", lambda e: _ev(e) + ["--out", str(e.nifti)], r"is a file",
-        "`evaluate --out` an existing file", lambda e: e.nifti.name),
-    Opt("ev-wavesr-x8", lambda e: _ev(e, "--methods", "wavesr", "--model", str(e.model),
-                                      "--scale", "8"),
-        r"trained for x4", "`evaluate --methods wavesr --scale 8` with a x4 model",
-        lambda e: str(e.model)),
-    Opt("ev-wavesr-pickle", lambda e: _ev(e, "--methods", "wavesr", "--model",
-                                          str(_model_is_pickle(e))),
-        r"pickle", "`evaluate --model model.pt`", lambda e: "model.pt"),
+    Opt(
+        "ev-max-slices-0",
+        lambda e: _ev(e, "--max-slices", "0"),
+        r"--max-slices",
+        "`evaluate --max-slices 0`",
+    ),
+    Opt(
+        "ev-noise-neg",
+        lambda e: _ev(e, "--noise-sigma", "-1"),
+        r"noise_sigma must be >= 0",
+        "`evaluate --noise-sigma -1`",
+    ),
+    Opt(
+        "ev-noise-nan",
+        lambda e: _ev(e, "--noise-sigma", "nan"),
+        r"noise_sigma must be >= 0, got nan",
+        "`evaluate --noise-sigma nan`",
+    ),
+    Opt(
+        "ev-weights-missing",
+        lambda e: _ev(e, "--methods", "edsr", "--weights", f"edsr={e.tmp / 'no_edsr'}"),
+        r"no such folder",
+        "`evaluate --methods edsr --weights edsr=missing`",
+        lambda e: "no_edsr",
+    ),
+    Opt(
+        "ev-method-unknown",
+        lambda e: _ev(e, "--methods", "magic"),
+        r"unknown method 'magic'",
+        "`evaluate --methods magic`",
+    ),
+    Opt(
+        "ev-weights-format",
+        lambda e: _ev(e, "--weights", "edsr"),
+        r"METHOD=DIR",
+        "`evaluate --weights edsr`",
+    ),
+    Opt(
+        "ev-device",
+        lambda e: _ev(e, "--device", "tpu9"),
+        r"unknown device",
+        "`evaluate --device tpu9`",
+    ),
+    Opt(
+        "ev-out-is-file",
+        lambda e: _ev(e) + ["--out", str(e.nifti)],
+        r"is a file",
+        "`evaluate --out` an existing file",
+        lambda e: e.nifti.name,
+    ),
+    Opt(
+        "ev-wavesr-x8",
+        lambda e: _ev(e, "--methods", "wavesr", "--model", str(e.model), "--scale", "8"),
+        r"trained for x4",
+        "`evaluate --methods wavesr --scale 8` with a x4 model",
+        lambda e: str(e.model),
+    ),
+    Opt(
+        "ev-wavesr-pickle",
+        lambda e: _ev(e, "--methods", "wavesr", "--model", str(_model_is_pickle(e))),
+        r"pickle",
+        "`evaluate --model model.pt`",
+        lambda e: "model.pt",
+    ),
     # --- train
-    Opt("tr-config-missing", lambda e: _tr(e, "--config", str(e.tmp / "nope.yaml")),
-        r"config file not found", "`train --config nope.yaml`", lambda e: "nope.yaml"),
-    Opt("tr-config-preset", lambda e: _tr(e, "--config", "huge"), r"unknown preset 'huge'",
-        "`train --config huge`"),
-    Opt("tr-config-syntax", lambda e: _tr(e, "--config", str(_bad_yaml(e))), r"cannot read config",
-        "config with a YAML syntax error", lambda e: "bad.yaml"),
-    Opt("tr-config-list", lambda e: _tr(e, "--config", str(_list_yaml(e))), r"must hold a mapping",
-        "config holding a list", lambda e: "list.yaml"),
-    Opt("tr-config-unknown", lambda e: _tr(e, "--config", str(_unknown_key_yaml(e))),
-        r"unknown config key data\.scael", "config with a misspelt key"),
-    Opt("tr-set-noeq", lambda e: _tr(e, *_tiny("--set", "data.scale")), r"key\.sub=value",
-        "`--set data.scale`"),
-    Opt("tr-set-scale-3", lambda e: _tr(e, *_tiny("--set", "data.scale=3")),
-        r"data\.scale must be 2, 4 or 8", "`--set data.scale=3`"),
-    Opt("tr-set-type", lambda e: _tr(e, *_tiny("--set", "data.crop=big")),
-        r"data\.crop: 'big' is not a valid int", "`--set data.crop=big`"),
-    Opt("tr-set-heads", lambda e: _tr(e, *_tiny("--set", "ldt.num_heads=3")),
-        r"hidden_size", "`--set ldt.num_heads=3` (32 not divisible by 3)"),
-    Opt("tr-set-batch-0", lambda e: _tr(e, *_tiny("--set",
-                                                  "autoencoder_training.train.batch_size=0")),
-        r"batch_size must be >= 1", "`--set ...batch_size=0`"),
-    Opt("tr-max-steps-0", lambda e: _tr(e, *_tiny("--max-steps", "0")), r"--max-steps.*>= 1",
-        "`train --max-steps 0`"),
-    Opt("tr-max-minutes-neg", lambda e: _tr(e, *_tiny("--max-minutes", "-1")),
-        r"--max-minutes.*> 0", "`train --max-minutes -1`"),
-    Opt("tr-ldt-no-ae", lambda e: _tr(e, *_tiny(), model="ldt"), r"needs --autoencoder",
-        "`train ldt` without `--autoencoder`"),
-    Opt("tr-ldt-ae-missing", lambda e: _ldt(e, e.tmp / "no_ae"), r"no such model folder",
-        "`train ldt --autoencoder` missing folder", lambda e: "no_ae"),
-    Opt("tr-ldt-ae-garbage", lambda e: _ldt(e, _json_garbage(e)), r"not a readable json",
-        "`train ldt --autoencoder` with broken `wavesr.json`", lambda e: "wavesr.json"),
-    Opt("tr-out-is-file", lambda e: _tr(e, *_tiny()) + ["--out", str(e.nifti)], r"existing file",
-        "`train --out` an existing file", lambda e: e.nifti.name),
-    Opt("tr-data-missing", lambda e: _tr(e, *_tiny()) + ["--data", str(e.tmp / "nodata")],
-        r"does not exist|no such", "`train --data` missing folder", lambda e: "nodata"),
+    Opt(
+        "tr-config-missing",
+        lambda e: _tr(e, "--config", str(e.tmp / "nope.yaml")),
+        r"config file not found",
+        "`train --config nope.yaml`",
+        lambda e: "nope.yaml",
+    ),
+    Opt(
+        "tr-config-preset",
+        lambda e: _tr(e, "--config", "huge"),
+        r"unknown preset 'huge'",
+        "`train --config huge`",
+    ),
+    Opt(
+        "tr-config-syntax",
+        lambda e: _tr(e, "--config", str(_bad_yaml(e))),
+        r"cannot read config",
+        "config with a YAML syntax error",
+        lambda e: "bad.yaml",
+    ),
+    Opt(
+        "tr-config-list",
+        lambda e: _tr(e, "--config", str(_list_yaml(e))),
+        r"must hold a mapping",
+        "config holding a list",
+        lambda e: "list.yaml",
+    ),
+    Opt(
+        "tr-config-unknown",
+        lambda e: _tr(e, "--config", str(_unknown_key_yaml(e))),
+        r"unknown config key data\.scael",
+        "config with a misspelt key",
+    ),
+    Opt(
+        "tr-set-noeq",
+        lambda e: _tr(e, *_tiny("--set", "data.scale")),
+        r"key\.sub=value",
+        "`--set data.scale`",
+    ),
+    Opt(
+        "tr-set-scale-3",
+        lambda e: _tr(e, *_tiny("--set", "data.scale=3")),
+        r"data\.scale must be 2, 4 or 8",
+        "`--set data.scale=3`",
+    ),
+    Opt(
+        "tr-set-type",
+        lambda e: _tr(e, *_tiny("--set", "data.crop=big")),
+        r"data\.crop: 'big' is not a valid int",
+        "`--set data.crop=big`",
+    ),
+    Opt(
+        "tr-set-heads",
+        lambda e: _tr(e, *_tiny("--set", "ldt.num_heads=3")),
+        r"hidden_size",
+        "`--set ldt.num_heads=3` (32 not divisible by 3)",
+    ),
+    Opt(
+        "tr-set-batch-0",
+        lambda e: _tr(e, *_tiny("--set", "autoencoder_training.train.batch_size=0")),
+        r"batch_size must be >= 1",
+        "`--set ...batch_size=0`",
+    ),
+    Opt(
+        "tr-set-groups",
+        lambda e: _tr(e, *_tiny("--set", "autoencoder.norm_num_groups=3")),
+        r"multiples of norm_num_groups",
+        "`--set autoencoder.norm_num_groups=3` (was: traceback)",
+    ),
+    Opt(
+        "tr-set-width-0",
+        lambda e: _tr(e, *_tiny("--set", "autoencoder.base_channels=0")),
+        r"must be >= 1",
+        "`--set autoencoder.base_channels=0` (was: traceback)",
+    ),
+    Opt(
+        "tr-set-bands",
+        lambda e: _tr(e, *_tiny("--set", "autoencoder.band_scales=[1]")),
+        r"band_scales needs 4",
+        "`--set autoencoder.band_scales=[1]` (was: traceback)",
+    ),
+    Opt(
+        "tr-set-decay",
+        lambda e: _tr(e, *_tiny("--set", "autoencoder_training.optim.weight_decay=-1")),
+        r"weight_decay must be >= 0",
+        "`--set ...weight_decay=-1` (was: traceback)",
+    ),
+    Opt(
+        "tr-set-size-0",
+        lambda e: _tr(e, *_tiny("--set", "data.size=0")),
+        r"data\.size must be >= 16",
+        "`--set data.size=0` (was: trained on empty crops)",
+    ),
+    Opt(
+        "tr-set-timesteps-0",
+        lambda e: _tr(e, *_tiny("--set", "diffusion.num_timesteps=0")),
+        r"num_timesteps must be >= 1",
+        "`--set diffusion.num_timesteps=0`",
+    ),
+    Opt(
+        "tr-max-steps-0",
+        lambda e: _tr(e, *_tiny("--max-steps", "0")),
+        r"--max-steps.*>= 1",
+        "`train --max-steps 0`",
+    ),
+    Opt(
+        "tr-max-minutes-neg",
+        lambda e: _tr(e, *_tiny("--max-minutes", "-1")),
+        r"--max-minutes.*> 0",
+        "`train --max-minutes -1`",
+    ),
+    Opt(
+        "tr-ldt-no-ae",
+        lambda e: _tr(e, *_tiny(), model="ldt"),
+        r"needs --autoencoder",
+        "`train ldt` without `--autoencoder`",
+    ),
+    Opt(
+        "tr-ldt-ae-missing",
+        lambda e: _ldt(e, e.tmp / "no_ae"),
+        r"no such folder",
+        "`train ldt --autoencoder` missing folder",
+        lambda e: "no_ae",
+    ),
+    Opt(
+        "tr-ldt-ae-garbage",
+        lambda e: _ldt(e, _json_garbage(e)),
+        r"not a readable json",
+        "`train ldt --autoencoder` with broken `wavesr.json`",
+        lambda e: "wavesr.json",
+    ),
+    Opt(
+        "tr-out-is-file",
+        lambda e: _tr(e, *_tiny()) + ["--out", str(e.nifti)],
+        r"existing file",
+        "`train --out` an existing file",
+        lambda e: e.nifti.name,
+    ),
+    Opt(
+        "tr-data-missing",
+        lambda e: _tr(e, *_tiny()) + ["--data", str(e.tmp / "nodata")],
+        r"does not exist|no such",
+        "`train --data` missing folder",
+        lambda e: "nodata",
+    ),
 ]
 
 
@@ -768,6 +1108,36 @@ def test_existing_output_is_kept(env: Env, capsys):
     assert code == 0, err
     assert nib.load(str(out)).shape == (64, 64, 6)
     assert [p.name for p in env.out.iterdir()] == ["sr.nii.gz"]  # no temp files left
+
+
+def _disk_full(real: Callable) -> Callable:
+    """A writer that writes part of its file, then fails as a full disk does."""
+
+    def write(*args, **kwargs):
+        target = next(a for a in (*args, *kwargs.values()) if isinstance(a, str | Path))
+        Path(target).write_bytes(b"half")
+        raise OSError(errno.ENOSPC, "No space left on device", str(target))
+
+    return write
+
+
+@pytest.mark.parametrize("fmt", ["nifti", "npy", "png"])
+def test_failed_write_leaves_nothing(fmt, env: Env, capsys, monkeypatch):
+    """A write that dies half-way (disk full) leaves no output and no temp file behind."""
+    if fmt == "nifti":
+        src, out = env.nifti, env.out / "sr.nii.gz"
+        monkeypatch.setattr(nib, "save", _disk_full(nib.save))
+    elif fmt == "npy":
+        np.save(src := env.tmp / "stack.npy", volume().transpose(2, 0, 1))
+        out = env.out / "sr.npy"
+        monkeypatch.setattr(np, "save", _disk_full(np.save))
+    else:
+        (src := env.tmp / "one.png").write_bytes(png_bytes(slice8()))
+        out = env.out / "sr.png"
+        monkeypatch.setattr(Image.Image, "save", lambda self, fp, *a, **k: _disk_full(None)(fp))
+    code, err = run_cli(_sr(env, src=src, out=out), capsys)
+    assert_user_error(code, err, r"no space left on device", out.name)
+    assert no_output(env.out) == []
 
 
 def test_unreadable_folder(env: Env, capsys, monkeypatch):
@@ -887,6 +1257,10 @@ def _npy_2d(d: Path) -> tuple[Path, tuple]:
     return p, (48, 64)
 
 
+def _upper_case(d: Path) -> tuple[Path, tuple]:
+    return nii(d / "SCAN.NII.GZ", volume()), (64, 64, 6)
+
+
 def _h5_2d(d: Path) -> tuple[Path, tuple]:
     with h5py.File(p := d / "one.h5", "w") as fh:
         fh.create_dataset("reconstruction_rss", data=volume((16, 16, 1))[..., 0])
@@ -894,13 +1268,25 @@ def _h5_2d(d: Path) -> tuple[Path, tuple]:
 
 
 VALID = [
-    _anisotropic, _wrapped_int16, _two_d_nii, _single_4d, _png16, _png_rgba, _png_la,
-    _png_palette, _jpeg_rgb, _dicom_single, _constant, _npy_2d, _h5_2d,
+    _anisotropic,
+    _wrapped_int16,
+    _two_d_nii,
+    _single_4d,
+    _png16,
+    _png_rgba,
+    _png_la,
+    _png_palette,
+    _jpeg_rgb,
+    _dicom_single,
+    _constant,
+    _npy_2d,
+    _h5_2d,
+    _upper_case,
 ]
 
 
 def read_any(path: Path) -> np.ndarray:
-    name = path.name
+    name = path.name.lower()
     if name.endswith((".nii", ".nii.gz")):
         return np.asarray(nib.load(str(path)).dataobj)
     if name.endswith(".h5"):
@@ -915,8 +1301,10 @@ def read_any(path: Path) -> np.ndarray:
 def test_odd_but_valid_input(make, tiny_model, tmp_path, capsys):
     src, shape = make(tmp_path)
     out = sr_output(src, tmp_path / "out")
-    code, err = run_cli(["sr", str(src), "-o", str(out), "--model", str(tiny_model),
-                         "--steps", "1", "--quiet"], capsys)
+    code, err = run_cli(
+        ["sr", str(src), "-o", str(out), "--model", str(tiny_model), "--steps", "1", "--quiet"],
+        capsys,
+    )
     assert code == 0, err
     result = read_any(out)
     assert result.shape == shape
@@ -933,14 +1321,29 @@ def test_valid_odd_inputs_train_and_evaluate(tmp_path, capsys):
     for make, sub in ((_png16, "deep"), (_png_rgba, "rgba")):
         (data / sub).mkdir(parents=True)
         make(data / sub)
-    code, err = run_cli(["evaluate", str(data), "--no-fid", "--out", str(tmp_path / "ev"),
-                         "--quiet"], capsys)
+    code, err = run_cli(
+        ["evaluate", str(data), "--no-fid", "--out", str(tmp_path / "ev"), "--quiet"], capsys
+    )
     assert code == 0, err
     metrics = json.loads((tmp_path / "ev" / "metrics.json").read_text())
     assert metrics["datasets"][0]["n_slices"] == 6 + 1 + 1
     run = tmp_path / "run"
-    code, err = run_cli(["train", "autoencoder", "--config", "tiny", "--data", str(data),
-                         "--out", str(run), "--max-steps", "1", "--quiet"], capsys)
+    code, err = run_cli(
+        [
+            "train",
+            "autoencoder",
+            "--config",
+            "tiny",
+            "--data",
+            str(data),
+            "--out",
+            str(run),
+            "--max-steps",
+            "1",
+            "--quiet",
+        ],
+        capsys,
+    )
     assert code == 0, err
     assert json.loads((run / "wavesr.json").read_text())["kind"] == "autoencoder"
 
@@ -950,8 +1353,13 @@ def test_valid_odd_inputs_train_and_evaluate(tmp_path, capsys):
 
 def _subprocess(argv: list[str]) -> subprocess.CompletedProcess:
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    return subprocess.run([sys.executable, "-m", "wavesr.cli", *argv], capture_output=True,
-                          text=True, env=env, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "wavesr.cli", *argv],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
 
 
 def test_subprocess_no_traceback(tiny_model, tmp_path):
@@ -960,7 +1368,8 @@ def test_subprocess_no_traceback(tiny_model, tmp_path):
     out = tmp_path / "o.nii.gz"
     proc = _subprocess(["sr", str(src), "-o", str(out), "--model", str(tiny_model)])
     assert (proc.returncode, proc.stderr) == (
-        2, f"wavesr: error: {src}: not a readable NIfTI file (the file is truncated)\n"
+        2,
+        f"wavesr: error: {src}: not a readable NIfTI file (the file is truncated)\n",
     )
     assert not out.exists()
     # nibabel logs header fixes on stderr by itself: the reader must keep it quiet.
@@ -1009,8 +1418,9 @@ def _docs_table() -> str:  # pragma: no cover - a helper for docs/reliability.md
             np.save(data / f"v{k}.npy", volume((64, 64, 3), seed=k).transpose(2, 0, 1))
         common = ["--config", "tiny", "--data", str(data), "--quiet", "--max-steps", "1"]
         main(["train", "autoencoder", *common, "--out", str(root / "ae")])
-        main(["train", "ldt", *common, "--autoencoder", str(root / "ae"), "--out",
-              str(root / "ldt")])
+        main(
+            ["train", "ldt", *common, "--autoencoder", str(root / "ae"), "--out", str(root / "ldt")]
+        )
         model = root / "ldt"
 
         def clean(line: str) -> str:

@@ -27,7 +27,7 @@ from wavesr.errors import InputError
 
 SUFFIXES = (".nii", ".nii.gz", ".dcm", ".h5", ".png", ".jpg", ".npy")
 FUZZ = settings(
-    max_examples=40,
+    max_examples=50,
     deadline=None,
     database=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
@@ -84,8 +84,15 @@ def _dicom_bytes(pixels: np.ndarray) -> bytes:
 
 VALID = {suffix: _valid_bytes(suffix) for suffix in SUFFIXES}
 # Where each format keeps its header: mutations aim there half of the time.
-HEADER_BYTES = {".nii": 352, ".nii.gz": 352, ".dcm": 600, ".h5": 1024, ".png": 64,
-                ".jpg": 200, ".npy": 128}
+HEADER_BYTES = {
+    ".nii": 352,
+    ".nii.gz": 352,
+    ".dcm": 600,
+    ".h5": 1024,
+    ".png": 64,
+    ".jpg": 200,
+    ".npy": 128,
+}
 
 
 @st.composite

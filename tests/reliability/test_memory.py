@@ -36,7 +36,9 @@ def _peak_rss_mib(argv: list[str], log: Path) -> float:
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     with log.open("w") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "wavesr.cli", *argv], stdout=out, stderr=subprocess.STDOUT,
+            [sys.executable, "-m", "wavesr.cli", *argv],
+            stdout=out,
+            stderr=subprocess.STDOUT,
             env=env,
         )
         _, status, usage = os.wait4(proc.pid, 0)
@@ -50,8 +52,19 @@ def test_sr_peak_memory_does_not_scale_with_slices(tiny_model, tmp_path):
     for n in (40, 160):
         src = _volume(tmp_path / f"v{n}.nii.gz", n)
         out = tmp_path / f"sr{n}.nii.gz"
-        argv = ["sr", str(src), "-o", str(out), "--model", str(tiny_model), "--steps", "1",
-                "--batch", "16", "--quiet"]
+        argv = [
+            "sr",
+            str(src),
+            "-o",
+            str(out),
+            "--model",
+            str(tiny_model),
+            "--steps",
+            "1",
+            "--batch",
+            "16",
+            "--quiet",
+        ]
         peaks[n] = _peak_rss_mib(argv, tmp_path / f"log{n}.txt")
         assert nib.load(str(out)).shape == (64 * SCALE, 64 * SCALE, n)
         sizes[n] = (64 * 64 * n * 4 / 2**20, (64 * SCALE) ** 2 * n * 4 / 2**20)  # in, out MiB

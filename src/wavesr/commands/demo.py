@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from wavesr.commands import positive_int, seed_int
+
 
 def _run(args: argparse.Namespace) -> int:
     from wavesr.demo import run_demo
@@ -35,8 +37,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("demo", help="super-resolve a bundled real MRI sample and show the result")
     p.add_argument("--out", default="out/demo", type=Path, help="output folder")
     p.add_argument("--model", type=Path, default=None, help="model folder (default: bundled)")
-    p.add_argument("--steps", type=int, default=50, help="sampling steps")
-    p.add_argument("--slices", type=int, default=8, help="number of central axial slices")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--steps", type=positive_int, default=50, help="sampling steps")
+    p.add_argument("--slices", type=positive_int, default=8, help="number of central axial slices")
+    p.add_argument("--seed", type=seed_int, default=0)
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=_run)

@@ -6,6 +6,7 @@ import argparse
 import shlex
 from pathlib import Path
 
+from wavesr.commands import seed_int
 from wavesr.errors import ConfigError, InputError
 
 
@@ -49,7 +50,7 @@ def register(subparsers) -> None:
     p.add_argument("--resize", default="area", choices=["area", "center-crop"])
     p.add_argument("--model", type=Path, default=None, help="model folder for network methods")
     p.add_argument("--steps", type=int, default=50, help="diffusion sampling steps (default 50)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=seed_int, default=0)
     p.add_argument("--batch", type=int, default=16, help="slices per SR call (default 16)")
     p.add_argument(
         "--weights",

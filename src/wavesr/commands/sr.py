@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from wavesr.commands import seed_int
+
 
 def _run(args: argparse.Namespace) -> int:
     from wavesr.sr import SROptions, run_sr
@@ -49,7 +51,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="model folder from `wavesr train ldt` (default: the bundled model)",
     )
     p.add_argument("--steps", type=int, default=50, help="sampling steps (default 50)")
-    p.add_argument("--seed", type=int, default=0, help="sampling seed (same seed, same output)")
+    p.add_argument(
+        "--seed", type=seed_int, default=0, help="sampling seed (same seed, same output)"
+    )
     p.add_argument("--batch", type=int, default=16, help="slices per batch")
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     p.add_argument(

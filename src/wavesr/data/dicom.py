@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from wavesr.data.types import check_finite, check_voxel_count, require_file
+from wavesr.data.types import check_finite, check_voxel_count, reason, require_file
 from wavesr.errors import InputError
 
 _LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0])
@@ -66,6 +66,15 @@ def dicom_files(folder: Path) -> list[Path]:
 
 def read_dicom(path: Path) -> DicomVolume:
     """Read a DICOM file or a folder holding one series."""
+    try:
+        return _read_dicom(path)
+    except InputError:
+        raise
+    except Exception as exc:  # pydicom decodes values lazily: damage shows on first use
+        raise InputError(f"damaged DICOM header or data ({reason(exc)})", path) from exc
+
+
+def _read_dicom(path: Path) -> DicomVolume:
     files = [path] if path.is_file() else dicom_files(path)
     if not files:
         raise InputError("folder holds no DICOM files", path)
@@ -90,7 +99,7 @@ def _read_header(file: Path):
     try:
         ds = pydicom.dcmread(str(file))
     except Exception as exc:
-        raise InputError(f"not a readable DICOM file ({exc.__class__.__name__})", file) from exc
+        raise InputError(f"not a readable DICOM file ({reason(exc)})", file) from exc
     if not any(tag in ds for tag in _PIXEL_TAGS):
         raise InputError("DICOM file has no pixel data", file)
     return ds

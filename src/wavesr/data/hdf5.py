@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from wavesr.data.types import check_finite, check_voxel_count, require_file
+from wavesr.data.types import check_finite, check_voxel_count, reason, require_file
 from wavesr.errors import InputError
 
 DATASET = "reconstruction_rss"
@@ -20,14 +20,14 @@ def read_hdf5(path: Path) -> np.ndarray:
     try:
         fh = h5py.File(path, "r")
     except Exception as exc:
-        raise InputError(f"not a readable HDF5 file ({exc.__class__.__name__})", path) from exc
+        raise InputError(f"not a readable HDF5 file ({reason(exc)})", path) from exc
     try:
         with fh:
             data = _read_dataset(fh, path)
     except InputError:
         raise
     except Exception as exc:  # damaged files fail deep inside the HDF5 library
-        raise InputError(f"corrupt HDF5 file ({exc.__class__.__name__}: {exc})", path) from exc
+        raise InputError(f"corrupt HDF5 file ({reason(exc)})", path) from exc
     if data.ndim == 2:
         data = data[None]
     check_finite(data, path)

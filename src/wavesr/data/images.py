@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from wavesr.data.dicom import natural_key
-from wavesr.data.types import check_finite, check_voxel_count, require_file
+from wavesr.data.types import check_finite, check_voxel_count, reason, require_file
 from wavesr.errors import InputError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff")
@@ -87,7 +87,7 @@ def _read_pil(path: Path) -> np.ndarray:
     except InputError:
         raise
     except Exception as exc:
-        raise InputError(f"not a readable image file ({exc.__class__.__name__})", path) from exc
+        raise InputError(f"not a readable image file ({reason(exc)})", path) from exc
     if arr.ndim == 3:
         arr = _to_grey(arr)
     if arr.ndim != 2:
@@ -107,7 +107,7 @@ def _read_tiff(path: Path) -> np.ndarray:
     except InputError:
         raise
     except Exception as exc:
-        raise InputError(f"not a readable TIFF file ({exc.__class__.__name__})", path) from exc
+        raise InputError(f"not a readable TIFF file ({reason(exc)})", path) from exc
     keep = [i for i, (a, n) in enumerate(zip(axes, arr.shape)) if n != 1 or a in "YX"]
     arr = arr.reshape([arr.shape[i] for i in keep])
     axes = "".join(axes[i] for i in keep)

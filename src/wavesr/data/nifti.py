@@ -53,8 +53,10 @@ def _why(exc: Exception) -> str:
     text = str(exc).lower()
     if isinstance(exc, EOFError) or "truncat" in text or "buffer is smaller" in text:
         return "the file is truncated"
-    if isinstance(exc, gzip.BadGzipFile) or "not a gzipped file" in text:
-        return "not gzip-compressed data"
+    if isinstance(exc, gzip.BadGzipFile) or "not a gzip" in text:
+        return "not gzip-compressed data, though named .gz"
+    if "cannot work out file type" in text:
+        return "no NIfTI header found: wrong magic bytes, or another format"
     return exc.__class__.__name__
 
 

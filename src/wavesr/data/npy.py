@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from wavesr.data.types import check_finite, check_voxel_count, require_file
+from wavesr.data.types import check_finite, check_voxel_count, reason, require_file
 from wavesr.errors import InputError
 
 
@@ -16,7 +16,13 @@ def read_npy(path: Path) -> np.ndarray:
     try:
         mm = np.load(path, mmap_mode="r", allow_pickle=False)
     except Exception as exc:
-        raise InputError(f"not a readable .npy file ({exc.__class__.__name__})", path) from exc
+        if "python objects" in str(exc).lower() or "allow_pickle" in str(exc):
+            raise InputError(
+                "not a readable .npy file: it holds Python objects, and loading them needs "
+                "pickle, which is refused (it could run arbitrary code)",
+                path,
+            ) from exc
+        raise InputError(f"not a readable .npy file ({reason(exc)})", path) from exc
     if not isinstance(mm, np.ndarray):
         raise InputError("expected a single array (.npy), not an archive", path)
     check_voxel_count(mm.shape, path)
@@ -29,6 +35,6 @@ def read_npy(path: Path) -> np.ndarray:
     try:
         data = np.array(mm, dtype=np.float32)
     except Exception as exc:
-        raise InputError(f"not a readable .npy file ({exc.__class__.__name__})", path) from exc
+        raise InputError(f"not a readable .npy file ({reason(exc)})", path) from exc
     check_finite(data, path)
     return data

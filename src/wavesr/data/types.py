@@ -32,6 +32,15 @@ class SliceStack:
         return int(self.slices.shape[0])
 
 
+def reason(exc: BaseException, limit: int = 120) -> str:
+    """`ExcClass: first line of its message`, shortened: the cause, fit for a one-line error."""
+    lines = str(exc).strip().splitlines()
+    text = lines[0] if lines else ""
+    if len(text) > limit:
+        text = text[: limit - 3] + "..."
+    return f"{exc.__class__.__name__}: {text}" if text else exc.__class__.__name__
+
+
 def missing_error(path: Path, what: str = "file or folder") -> InputError:
     """The error for a path that does not exist; a broken symlink (or loop) says so."""
     if path.is_symlink():

@@ -58,9 +58,13 @@ def load_tensors(path: Path) -> dict[str, torch.Tensor]:
 
 def write_json(data: dict, path: Path) -> None:
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    with os.fdopen(fd, "w") as handle:
-        json.dump(data, handle, indent=2, default=str)
-    os.replace(tmp, path)
+    try:
+        with os.fdopen(fd, "w") as handle:
+            json.dump(data, handle, indent=2, default=str)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 def read_json(path: Path) -> dict:
@@ -69,7 +73,7 @@ def read_json(path: Path) -> dict:
     except FileNotFoundError as exc:
         raise CheckpointError("file not found", path) from exc
     except (OSError, json.JSONDecodeError) as exc:
-        raise CheckpointError(f"not a readable JSON file ({exc.__class__.__name__})", path) from exc
+        raise CheckpointError(f"not a readable JSON file ({exc})", path) from exc
 
 
 def flatten_optimizer(state_dict: dict) -> tuple[dict[str, torch.Tensor], list[dict]]:
