@@ -35,6 +35,7 @@ class AutoencoderConfig:
     norm_num_groups: int = 16
     mid_attention: bool = True
     cond_channels: int = 32  # width of the conditioned final block
+    final_layers: int = 1  # residual blocks in the conditioned final block
     # Sub-bands differ in scale by ~10x (LL in [0, 2], details ~0.05); they are multiplied by these
     # factors before the shared encoder and divided after the decoder.
     band_scales: tuple[float, ...] = (0.5, 4.0, 4.0, 4.0)
@@ -71,18 +72,29 @@ def autoencoder_preset(name: str, **overrides) -> AutoencoderConfig:
 class ConditionedFinalBlock(nn.Module):
     """Final decoder block: fuses decoder features with the LR LL band (pixel space)."""
 
-    def __init__(self, feat_channels: int, width: int, groups: int) -> None:
+    def __init__(self, feat_channels: int, width: int, groups: int, layers: int = 1) -> None:
         super().__init__()
         self.cond_in = nn.Conv2d(1, width, 3, padding=1)
         self.fuse = ResnetBlock2D(
             in_channels=feat_channels + width, out_channels=width, temb_channels=None, groups=groups
         )
+        # Extra residual blocks at band resolution: they start as identity (zero last conv), so
+        # they can be added to a trained decoder and fine-tuned (`train autoencoder --init-from`).
+        self.refine = nn.ModuleList(
+            ResnetBlock2D(in_channels=width, out_channels=width, temb_channels=None, groups=groups)
+            for _ in range(layers - 1)
+        )
+        for block in self.refine:
+            nn.init.zeros_(block.conv2.weight)
+            nn.init.zeros_(block.conv2.bias)
         self.norm = nn.GroupNorm(groups, width)
         self.out = nn.Conv2d(width, NUM_BANDS, 3, padding=1)
 
     def forward(self, feats: Tensor, ll_lr: Tensor) -> Tensor:
         x = torch.cat([feats, self.cond_in(ll_lr)], dim=1)
         x = self.fuse(x, None)
+        for block in self.refine:
+            x = block(x, None)
         return self.out(F.silu(self.norm(x)))
 
 
@@ -113,7 +125,9 @@ class FrequencyAutoencoder(nn.Module):
             norm_num_groups=config.norm_num_groups,
             mid_block_add_attention=config.mid_attention,
         )
-        self.final = ConditionedFinalBlock(widths[0], config.cond_channels, config.norm_num_groups)
+        self.final = ConditionedFinalBlock(
+            widths[0], config.cond_channels, config.norm_num_groups, config.final_layers
+        )
         self.register_buffer(
             "band_scales", torch.tensor(config.band_scales, dtype=torch.float32), persistent=False
         )

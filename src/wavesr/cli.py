@@ -53,7 +53,9 @@ def _cmd_train(args: argparse.Namespace) -> int:
         raise OutputError("the run folder (--out) is an existing file", out)
     common = dict(max_minutes=args.max_minutes, resume=args.resume, progress=not args.quiet)
     if args.model == "autoencoder":
-        result = run.train_autoencoder(config, out, **common)
+        result = run.train_autoencoder(
+            config, out, init_from=args.init_from, freeze_encoder=args.freeze_encoder, **common
+        )
     elif args.model == "ldt":
         if not args.autoencoder:
             raise WaveSRError("wavesr train ldt needs --autoencoder RUN_AE (a stage-1 run folder)")
@@ -85,6 +87,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--max-steps", type=positive_int, default=None, help="override the stage's max_steps"
+    )
+    p.add_argument(
+        "--init-from", type=Path, help="autoencoder: start from this run's matching weights"
+    )
+    p.add_argument(
+        "--freeze-encoder",
+        action="store_true",
+        help="autoencoder: keep the --init-from encoder fixed (an LDT trained on it stays valid)",
     )
     p.add_argument("--resume", action="store_true", help="continue from the latest checkpoint")
     p.add_argument("--quiet", action="store_true", help="no progress bar")

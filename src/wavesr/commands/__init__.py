@@ -10,7 +10,7 @@ MAX_SEED = 2**32
 
 def registered() -> list[Callable]:
     registers = []
-    for name in ("sr", "evaluate", "benchmark", "demo", "info"):
+    for name in ("sr", "evaluate", "benchmark", "demo", "info", "export"):
         try:
             module = __import__(f"wavesr.commands.{name}", fromlist=["register"])
         except ModuleNotFoundError as exc:

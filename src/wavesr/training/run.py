@@ -34,13 +34,23 @@ def train_autoencoder(
     max_minutes: float | None,
     resume: bool,
     progress: bool = True,
+    init_from: Path | None = None,
+    freeze_encoder: bool = False,
 ) -> TrainResult:
+    """Stage 1; ``init_from`` (a bundle) starts from its matching weights (fine-tuning)."""
     _check_data(config.data.paths)
+    init = None
+    if init_from is not None:
+        init = load_bundle(init_from).tensors.get("autoencoder")
+        if init is None:
+            raise ConfigError(f"--init-from {init_from} holds no autoencoder weights")
+    elif freeze_encoder:
+        raise ConfigError("--freeze-encoder needs --init-from RUN (an encoder to keep)")
     bank = SliceBank.from_paths(config.data.paths, config.data, progress=progress and _is_main())
     if _is_main():
         out.mkdir(parents=True, exist_ok=True)
         save_config(config, out / "config.yaml")
-    task = AutoencoderTask(config, bank)
+    task = AutoencoderTask(config, bank, init_from=init, freeze_encoder=freeze_encoder)
     return train(
         task,
         config.autoencoder_training,

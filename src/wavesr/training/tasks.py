@@ -20,8 +20,17 @@ from wavesr.config import WaveSRConfig
 from wavesr.data.bank import SliceBank, step_generator
 from wavesr.degrade import Degradation, degrade, pad_to_multiple
 from wavesr.diffusion import create_diffusion
+from wavesr.errors import CheckpointError
 from wavesr.transformer import LatentDiffusionTransformer
 from wavesr.wavelet import dwt2
+
+
+def load_matching(model: nn.Module, tensors: dict[str, Tensor]) -> set[str]:
+    """Copy the tensors whose name and shape match (fine-tuning a grown model); returns names."""
+    own = model.state_dict()
+    matched = {k for k, v in tensors.items() if k in own and own[k].shape == v.shape}
+    model.load_state_dict({k: tensors[k].to(own[k].dtype) for k in matched}, strict=False)
+    return matched
 
 
 def degradation_of(config: WaveSRConfig) -> Degradation:
@@ -45,12 +54,30 @@ def diffusion_of(config: WaveSRConfig, respacing: str | int | None = None):
 class AutoencoderTask:
     name = "autoencoder"
 
-    def __init__(self, config: WaveSRConfig, bank: SliceBank) -> None:
+    def __init__(
+        self,
+        config: WaveSRConfig,
+        bank: SliceBank,
+        *,
+        init_from: dict[str, Tensor] | None = None,
+        freeze_encoder: bool = False,
+    ) -> None:
         self.config, self.bank = config, bank
         self.degradation = degradation_of(config)
+        self.init_from, self.freeze_encoder = init_from, freeze_encoder
 
     def build_model(self) -> nn.Module:
-        return FrequencyAutoencoder(self.config.autoencoder)
+        model = FrequencyAutoencoder(self.config.autoencoder)
+        if self.init_from is not None:
+            loaded = load_matching(model, self.init_from)
+            if self.freeze_encoder and not all(
+                f"encoder.{k}" in loaded for k in model.encoder.state_dict()
+            ):
+                raise CheckpointError("--freeze-encoder needs an --init-from with the same encoder")
+        if self.freeze_encoder:
+            for p in model.encoder.parameters():
+                p.requires_grad_(False)
+        return model
 
     def compute_loss(self, model: nn.Module, step: int, rank: int) -> dict[str, Tensor]:
         train = self.config.autoencoder_training.train

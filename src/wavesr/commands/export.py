@@ -1,0 +1,25 @@
+"""`wavesr export`: combine an LDT run with a (fine-tuned) autoencoder run into one model folder."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def _run(args: argparse.Namespace) -> int:
+    from wavesr.export import export_model
+
+    out = export_model(args.ldt, args.out, autoencoder_run=args.autoencoder, fp16=args.fp16)
+    print(f"model folder written to {out}")
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("export", help="assemble a model folder (LDT run + autoencoder run)")
+    p.add_argument("--ldt", required=True, type=Path, help="run folder of `wavesr train ldt`")
+    p.add_argument(
+        "--autoencoder", type=Path, default=None, help="replace the autoencoder (same encoder)"
+    )
+    p.add_argument("--out", required=True, type=Path, help="model folder to write")
+    p.add_argument("--fp16", action="store_true", help="store weights in float16 (half the size)")
+    p.set_defaults(func=_run)

@@ -1,0 +1,56 @@
+"""Assemble a WaveSR model folder from training runs (and shrink it to fp16 for bundling).
+
+The LDT is trained on latents of a frozen encoder, so its decoder may be replaced by one fine-tuned
+later with the same encoder (`wavesr train autoencoder --init-from AE --freeze-encoder`). Export
+checks that the encoders are identical before it combines them.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from wavesr.bundle import load_bundle, save_bundle
+from wavesr.errors import CheckpointError
+
+
+def _same_encoder(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> bool:
+    keys_a = {k for k in a if k.startswith("encoder.")}
+    keys_b = {k for k in b if k.startswith("encoder.")}
+    return keys_a == keys_b and all(torch.equal(a[k].float(), b[k].float()) for k in keys_a)
+
+
+def export_model(
+    ldt_run: Path, out: Path, *, autoencoder_run: Path | None = None, fp16: bool = False
+) -> Path:
+    """Write a self-contained model folder (autoencoder + LDT + latent scales) to ``out``."""
+    ldt = load_bundle(ldt_run)
+    if ldt.kind != "wavesr" or "ldt" not in ldt.tensors:
+        raise CheckpointError("not a WaveSR (autoencoder + LDT) run", ldt_run)
+    config, autoencoder = ldt.config, ldt.tensors["autoencoder"]
+    extras = dict(ldt.extras)
+    if autoencoder_run is not None:
+        ae = load_bundle(autoencoder_run)
+        if "autoencoder" not in ae.tensors:
+            raise CheckpointError("holds no autoencoder weights", autoencoder_run)
+        if not _same_encoder(autoencoder, ae.tensors["autoencoder"]):
+            raise CheckpointError(
+                "its encoder differs from the one the LDT was trained with; fine-tune the "
+                "decoder with --init-from and --freeze-encoder",
+                autoencoder_run,
+            )
+        config.autoencoder = ae.config.autoencoder
+        autoencoder = ae.tensors["autoencoder"]
+        extras["decoder_source"] = str(autoencoder_run)
+    config.validate()
+    save_bundle(
+        out,
+        "wavesr",
+        config,
+        {"autoencoder": autoencoder, "ldt": ldt.tensors["ldt"]},
+        extras=extras,
+        step=ldt.step,
+        dtype=torch.float16 if fp16 else None,
+    )
+    return out
