@@ -6,22 +6,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import blobs, tiny_train_args
 
 from wavesr.cli import main
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
-
-
-def blobs(n: int, h: int, w: int, seed: int = 0) -> np.ndarray:
-    """(n, h, w) float32 smooth bright blobs on a dark background, in [0, 1]."""
-    rng = np.random.default_rng(seed)
-    y, x = np.mgrid[:h, :w].astype(np.float32)
-    out = []
-    for _ in range(n):
-        cy, cx = rng.uniform(0.3, 0.7) * h, rng.uniform(0.3, 0.7) * w
-        r2 = (rng.uniform(0.2, 0.35) * min(h, w)) ** 2
-        out.append(np.exp(-((x - cx) ** 2 + (y - cy) ** 2) / r2) + 0.05 * rng.random((h, w)))
-    return np.clip(np.stack(out), 0, 1).astype(np.float32)
 
 
 @pytest.fixture(scope="session")
@@ -34,14 +23,41 @@ def train_data(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def tiny_model(tmp_path_factory, train_data) -> Path:
+def disc_volume(tmp_path_factory) -> Path:
+    """One .npy stack of three 48x48 striped discs (training data with sharp edges)."""
+    yy, xx = np.mgrid[:48, :48]
+    disc = ((xx - 24) ** 2 + (yy - 24) ** 2 < 400).astype(np.float32)
+    slices = [(np.sin(xx / (3 + i)) * np.cos(yy / 4) + 1) / 2 * disc for i in range(3)]
+    path = tmp_path_factory.mktemp("disc_volume") / "vol.npy"
+    np.save(path, np.stack(slices).astype(np.float32))
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_autoencoder(tmp_path_factory, train_data) -> Path:
+    """A tiny x4 autoencoder bundle, one training step (seconds)."""
+    out = tmp_path_factory.mktemp("tiny_model") / "ae"
+    assert main(["train", "autoencoder", *tiny_train_args(train_data), "--out", str(out)]) == 0
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_model(train_data, tiny_autoencoder) -> Path:
     """A tiny x4 WaveSR bundle (autoencoder + LDT), one training step per stage (seconds)."""
-    root = tmp_path_factory.mktemp("tiny_model")
-    common = ["--config", "tiny", "--data", str(train_data), "--quiet", "--max-steps", "1"]
-    assert main(["train", "autoencoder", *common, "--out", str(root / "ae")]) == 0
-    ldt = ["train", "ldt", *common, "--autoencoder", str(root / "ae"), "--out", str(root / "ldt")]
-    assert main(ldt) == 0
-    return root / "ldt"
+    out = tiny_autoencoder.parent / "ldt"
+    ldt = ["train", "ldt", *tiny_train_args(train_data), "--autoencoder", str(tiny_autoencoder)]
+    assert main([*ldt, "--out", str(out)]) == 0
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_baselines(tmp_path_factory, train_data) -> dict[str, Path]:
+    """Tiny x4 EDSR and pixel-diffusion bundles, one training step each, by method name."""
+    root = tmp_path_factory.mktemp("tiny_baselines")
+    runs = {name: root / name for name in ("edsr", "pixel-diffusion")}
+    for name, out in runs.items():
+        assert main(["train", name, *tiny_train_args(train_data), "--out", str(out)]) == 0
+    return runs
 
 
 @pytest.fixture(scope="session")

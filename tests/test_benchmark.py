@@ -7,17 +7,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from helpers import hand_bicubic, phantom
 from PIL import Image
 
 import wavesr.weights
 from wavesr.cli import main
 from wavesr.commands.benchmark import parse_steps
-from wavesr.data.load import load_slices
-from wavesr.data.prepare import prepare_slice
-from wavesr.degrade import Degradation, degrade
 from wavesr.errors import ConfigError
 from wavesr.evaluate import select_evenly
-from wavesr.metrics import band_psnr, psnr, ssim
 from wavesr.report import fmt
 
 SIZE = 32
@@ -25,9 +22,7 @@ ALL = ["bicubic", "autoencoder-oracle", "wavesr", "edsr", "pixel-diffusion"]
 
 
 def _volume(rng: np.random.Generator, n: int, h: int, w: int) -> np.ndarray:
-    yy, xx = np.mgrid[:h, :w]
-    blob = np.exp(-((yy - h / 2) ** 2 + (xx - w / 2) ** 2) / (0.1 * h * w))
-    return np.stack([blob + 0.3 * rng.random((h, w)) for _ in range(n)]).astype(np.float32)
+    return np.stack([phantom(rng, h, w) for _ in range(n)])
 
 
 @pytest.fixture(scope="session")
@@ -44,16 +39,8 @@ def bench_data(tmp_path_factory) -> dict[str, Path]:
 
 
 @pytest.fixture(scope="session")
-def bench_models(tmp_path_factory, bench_data) -> dict[str, Path]:
-    root = tmp_path_factory.mktemp("benchmodels")
-    common = ["--config", "tiny", "--data", str(bench_data["a"]), "--quiet", "--max-steps", "1"]
-    runs = {n: root / n for n in ("ae", "ldt", "edsr", "pixel-diffusion")}
-    assert main(["train", "autoencoder", *common, "--out", str(runs["ae"])]) == 0
-    ldt = ["--autoencoder", str(runs["ae"]), "--out", str(runs["ldt"])]
-    assert main(["train", "ldt", *common, *ldt]) == 0
-    for name in ("edsr", "pixel-diffusion"):
-        assert main(["train", name, *common, "--out", str(runs[name])]) == 0
-    return runs
+def bench_models(tiny_model, tiny_baselines) -> dict[str, Path]:
+    return {"ldt": tiny_model, **tiny_baselines}
 
 
 @pytest.fixture(scope="session")
@@ -90,25 +77,11 @@ def bench_out(tmp_path_factory, bench_data, bench_models) -> Path:
     return out
 
 
-def _hand_bicubic(paths: list[Path]) -> tuple[list[float], list[float], list]:
-    """PSNR, SSIM, band PSNR of bicubic x4 per slice, with evaluate's per-slice seeds."""
-    p, s, b = [], [], []
-    for path in paths:
-        for image in load_slices(path / "v.npy").slices:
-            hr = prepare_slice(image, SIZE, "area", 4)
-            _, up = degrade(torch.from_numpy(hr)[None, None], Degradation("bicubic", 4))
-            sr = up[0, 0].clamp(0, 1).numpy()
-            p.append(psnr(sr, hr))
-            s.append(ssim(sr, hr))
-            b.append(band_psnr(sr, hr))
-    return p, s, b
-
-
 def test_json_tables_match_hand_metrics(bench_out: Path, bench_data) -> None:
     doc = json.loads((bench_out / "benchmark.json").read_text())
     assert {"command", "settings", "datasets", "methods", "speed", "machine", "figures"} <= set(doc)
     assert list(doc["methods"]) == ALL and doc["skipped"] == {}
-    p, s, b = _hand_bicubic([bench_data["a"], bench_data["b"]])
+    p, s, b = hand_bicubic([bench_data[k] / "v.npy" for k in "ab"], SIZE)
     bic = doc["methods"]["bicubic"]
     assert bic["n_slices"] == 6
     assert bic["psnr"] == pytest.approx(np.mean(p), abs=1e-9)
@@ -224,3 +197,22 @@ def test_parse_steps() -> None:
     for bad in (["x"], ["0,5"], [","]):
         with pytest.raises(ConfigError):
             parse_steps(bad)
+
+
+@pytest.mark.parametrize("command", ["evaluate", "benchmark"])
+def test_recorded_command_parses_back_to_the_same_options(command: str, tmp_path: Path) -> None:
+    from wavesr.cli import build_parser
+    from wavesr.commands import benchmark as bench_cmd
+    from wavesr.commands import evaluate as eval_cmd
+
+    argv = [command, str(tmp_path / "a"), "--out", str(tmp_path / "o"), "--methods", "bicubic"]
+    argv += ["--noise-sigma", "0.02", "--max-slices", "3", "--model", str(tmp_path / "m")]
+    argv += ["--seed", "7", "--fid-slices", "5", "--weights", f"bicubic={tmp_path}"]
+    args = build_parser().parse_args(argv)
+    if command == "evaluate":
+        line = eval_cmd.command_line(args, ["bicubic"])
+    else:
+        line = bench_cmd.command_line(args, ["bicubic"], bench_cmd.parse_steps(args.steps))
+    again = build_parser().parse_args(shlex.split(line)[1:])
+    assert vars(again) == vars(args) | {"steps": again.steps}
+    assert again.steps == (50 if command == "evaluate" else ["20,50"])

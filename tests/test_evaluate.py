@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from helpers import hand_bicubic, phantom
 from PIL import Image
 
 from wavesr.bundle import load_bundle
@@ -17,7 +18,7 @@ from wavesr.degrade import Degradation, degrade
 from wavesr.errors import InputError
 from wavesr.evaluate import EvalSettings, evaluate, select_evenly
 from wavesr.methods import register_method, unregister_method
-from wavesr.metrics import band_psnr, count_parameters, psnr, ssim
+from wavesr.metrics import count_parameters, psnr
 from wavesr.pipeline import WaveSRPipeline
 from wavesr.report import cpu_model, fmt, fmt_count, markdown_table
 
@@ -36,12 +37,6 @@ KEYS = {
 }
 
 
-def _phantom(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
-    yy, xx = np.mgrid[:h, :w]
-    blob = np.exp(-((yy - h / 2) ** 2 + (xx - w / 2) ** 2) / (0.1 * h * w))
-    return (blob + 0.3 * rng.random((h, w))).astype(np.float32)
-
-
 @pytest.fixture(scope="session")
 def data(tmp_path_factory) -> dict[str, Path]:
     """Two small datasets: an .npy volume (40x28 slices) and a PNG folder (36x36)."""
@@ -49,42 +44,23 @@ def data(tmp_path_factory) -> dict[str, Path]:
     rng = np.random.default_rng(0)
     vol = root / "vol"
     vol.mkdir()
-    np.save(vol / "v.npy", np.stack([_phantom(rng, 40, 28) for _ in range(5)]))
+    np.save(vol / "v.npy", np.stack([phantom(rng, 40, 28) for _ in range(5)]))
     png = root / "png"
     png.mkdir()
     for i in range(3):
-        img = (_phantom(rng, 36, 36) / 1.3 * 255).clip(0, 255).astype(np.uint8)
+        img = (phantom(rng, 36, 36) / 1.3 * 255).clip(0, 255).astype(np.uint8)
         Image.fromarray(img).save(png / f"s{i}.png")
     return {"vol": vol, "png": png}
 
 
-@pytest.fixture(scope="session")
-def models(tmp_path_factory, data) -> dict[str, Path]:
-    """A tiny trained autoencoder bundle and a tiny full wavesr bundle (x4)."""
-    root = tmp_path_factory.mktemp("evalmodels")
-    ae, ldt = root / "ae", root / "ldt"
-    common = ["--config", "tiny", "--data", str(data["vol"]), "--quiet", "--max-steps", "1"]
-    assert main(["train", "autoencoder", *common, "--out", str(ae)]) == 0
-    assert main(["train", "ldt", *common, "--autoencoder", str(ae), "--out", str(ldt)]) == 0
-    return {"ae": ae, "ldt": ldt}
-
-
-def _hand_bicubic(path: Path, size: int = SIZE) -> tuple[list[float], list[float], list]:
-    """PSNR, SSIM and band PSNR of bicubic x4 on every slice, computed directly."""
-    stack = load_slices(path)
-    p, s, b = [], [], []
-    for image in stack.slices:
-        hr = prepare_slice(image, size, "area", 4)
-        _, up = degrade(torch.from_numpy(hr)[None, None], Degradation("bicubic", 4))
-        sr = up[0, 0].clamp(0, 1).numpy()
-        p.append(psnr(sr, hr))
-        s.append(ssim(sr, hr))
-        b.append(band_psnr(sr, hr))
-    return p, s, b
-
-
 def _run(args: list[str]) -> int:
     return main(["evaluate", *args, "--quiet"])
+
+
+def _both_bicubic(data: dict[str, Path], out: Path) -> list[str]:
+    """Arguments: bicubic on both datasets at SIZE, results in `out`."""
+    vol, png = str(data["vol"]), str(data["png"])
+    return [vol, png, "--methods", "bicubic", "--out", str(out), "--size", str(SIZE)]
 
 
 def test_bicubic_end_to_end_matches_hand_metrics(data, tmp_path: Path) -> None:
@@ -93,14 +69,7 @@ def test_bicubic_end_to_end_matches_hand_metrics(data, tmp_path: Path) -> None:
     not_torchscript.write_text("version https://git-lfs.github.com/spec/v1\n")
     code = _run(
         [
-            str(data["vol"]),
-            str(data["png"]),
-            "--methods",
-            "bicubic",
-            "--out",
-            str(out),
-            "--size",
-            str(SIZE),
+            *_both_bicubic(data, out),
             "--batch",
             "2",
             "--fid-weights",
@@ -111,8 +80,8 @@ def test_bicubic_end_to_end_matches_hand_metrics(data, tmp_path: Path) -> None:
     doc = json.loads((out / "metrics.json").read_text())
     m = doc["methods"]["bicubic"]
     assert KEYS <= set(m)
-    p_vol, s_vol, b_vol = _hand_bicubic(data["vol"] / "v.npy")
-    p_png, s_png, _ = _hand_bicubic(data["png"])
+    p_vol, s_vol, b_vol = hand_bicubic([data["vol"] / "v.npy"], SIZE)
+    p_png, s_png, _ = hand_bicubic([data["png"]], SIZE)
     assert m["n_slices"] == 8
     assert m["psnr"] == pytest.approx(np.mean(p_vol + p_png), abs=1e-9)
     assert m["ssim"] == pytest.approx(np.mean(s_vol + s_png), abs=1e-9)
@@ -151,24 +120,7 @@ def test_max_slices_takes_evenly_spaced_slices(data, tmp_path: Path) -> None:
     assert select_evenly(3, 2) == [0, 2]
     assert select_evenly(4, None) == select_evenly(4, 9) == [0, 1, 2, 3]
     out = tmp_path / "eval"
-    assert (
-        _run(
-            [
-                str(data["vol"]),
-                str(data["png"]),
-                "--methods",
-                "bicubic",
-                "--out",
-                str(out),
-                "--size",
-                str(SIZE),
-                "--max-slices",
-                "2",
-                "--no-fid",
-            ]
-        )
-        == 0
-    )
+    assert _run([*_both_bicubic(data, out), "--max-slices", "2", "--no-fid"]) == 0
     with open(out / "per_slice.csv", newline="") as f:
         names = [r["slice"] for r in csv.DictReader(f)]
     assert names == ["v.npy:1", "v.npy:3", "s0.png", "s2.png"]
@@ -177,7 +129,9 @@ def test_max_slices_takes_evenly_spaced_slices(data, tmp_path: Path) -> None:
     assert doc["methods"]["bicubic"]["fid_note"] == "FID not computed: disabled (--no-fid)"
 
 
-def test_network_methods_with_a_tiny_trained_model(data, models, tmp_path: Path) -> None:
+def test_network_methods_with_a_tiny_trained_model(
+    data, tiny_model, tiny_autoencoder, tmp_path: Path
+) -> None:
     out = tmp_path / "eval"
     code = _run(
         [
@@ -187,9 +141,9 @@ def test_network_methods_with_a_tiny_trained_model(data, models, tmp_path: Path)
             "autoencoder-oracle",
             "wavesr",
             "--model",
-            str(models["ldt"]),
+            str(tiny_model),
             "--weights",
-            f"autoencoder-oracle={models['ae']}",
+            f"autoencoder-oracle={tiny_autoencoder}",
             "--steps",
             "2",
             "--out",
@@ -202,14 +156,14 @@ def test_network_methods_with_a_tiny_trained_model(data, models, tmp_path: Path)
     assert code == 0
     doc = json.loads((out / "metrics.json").read_text())
     oracle, wsr = doc["methods"]["autoencoder-oracle"], doc["methods"]["wavesr"]
-    pipe = WaveSRPipeline.from_pretrained(models["ae"])
+    pipe = WaveSRPipeline.from_pretrained(tiny_autoencoder)
     assert oracle["params"] == count_parameters(pipe.autoencoder)
-    full = WaveSRPipeline.from_pretrained(models["ldt"])
+    full = WaveSRPipeline.from_pretrained(tiny_model)
     assert wsr["params"] == count_parameters(full.autoencoder) + count_parameters(full.ldt)
     assert oracle["gflops_per_slice"] > 0 and wsr["gflops_per_slice"] > 0
     assert oracle["gflops_size"] == [32, 20]
     assert wsr["info"]["steps"] == 2 and wsr["info"]["model_kind"] == "wavesr"
-    assert oracle["info"]["model"] == str(models["ae"])
+    assert oracle["info"]["model"] == str(tiny_autoencoder)
     # The oracle's PSNR, recomputed slice by slice.
     expected = []
     for image in load_slices(data["vol"] / "v.npy").slices:
@@ -223,7 +177,7 @@ def test_network_methods_with_a_tiny_trained_model(data, models, tmp_path: Path)
     assert "includes all 2 sampling steps" in report
 
 
-def test_scale_mismatch_is_a_user_error(data, models, tmp_path: Path, capsys) -> None:
+def test_scale_mismatch_is_a_user_error(data, tiny_model, tmp_path: Path, capsys) -> None:
     out = tmp_path / "eval"
     code = _run(
         [
@@ -231,7 +185,7 @@ def test_scale_mismatch_is_a_user_error(data, models, tmp_path: Path, capsys) ->
             "--methods",
             "wavesr",
             "--model",
-            str(models["ldt"]),
+            str(tiny_model),
             "--scale",
             "2",
             "--out",
@@ -242,7 +196,7 @@ def test_scale_mismatch_is_a_user_error(data, models, tmp_path: Path, capsys) ->
     assert code == 2
     assert "model trained for x4, asked for x2" in capsys.readouterr().err
     assert not out.exists()
-    assert load_bundle(models["ldt"]).config.data.scale == 4
+    assert load_bundle(tiny_model).config.data.scale == 4
 
 
 def test_unknown_method_is_a_user_error(data, tmp_path: Path, capsys) -> None:

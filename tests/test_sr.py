@@ -7,6 +7,7 @@ import nibabel as nib
 import numpy as np
 import pytest
 import torch
+from helpers import blobs, fov_corners
 from PIL import Image
 
 from wavesr.cli import main
@@ -16,56 +17,14 @@ from wavesr.degrade import upsample
 STEPS = ["--steps", "2", "--quiet"]
 
 
-def _blobs(n: int, h: int, w: int, seed: int = 0) -> np.ndarray:
-    """(n, h, w) float32 smooth bright blobs on a dark background, in [0, 1]."""
-    rng = np.random.default_rng(seed)
-    y, x = np.mgrid[:h, :w].astype(np.float32)
-    out = []
-    for _ in range(n):
-        cy, cx = rng.uniform(0.3, 0.7) * h, rng.uniform(0.3, 0.7) * w
-        r2 = (rng.uniform(0.2, 0.35) * min(h, w)) ** 2
-        out.append(np.exp(-((x - cx) ** 2 + (y - cy) ** 2) / r2) + 0.05 * rng.random((h, w)))
-    return np.clip(np.stack(out), 0, 1).astype(np.float32)
-
-
-@pytest.fixture(scope="session")
-def model_dir(tmp_path_factory) -> Path:
-    """A tiny x4 WaveSR bundle trained for one step per stage (seconds)."""
-    root = tmp_path_factory.mktemp("sr_model")
-    data = root / "data"
-    data.mkdir()
-    for k in range(2):
-        np.save(data / f"v{k}.npy", _blobs(3, 64, 64, seed=k))
-    common = ["--config", "tiny", "--data", str(data), "--quiet", "--max-steps", "1"]
-    assert main(["train", "autoencoder", *common, "--out", str(root / "ae")]) == 0
-    assert (
-        main(
-            ["train", "ldt", *common, "--autoencoder", str(root / "ae"), "--out", str(root / "ldt")]
-        )
-        == 0
-    )
-    return root / "ldt"
-
-
-def _sr(model_dir: Path, src: Path, out: Path, *extra: str) -> int:
-    return main(["sr", str(src), "-o", str(out), "--model", str(model_dir), *STEPS, *extra])
-
-
-def _corners(aff: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
-    """World positions of the outer voxel corners (the field of view)."""
-    pts = [
-        np.array([i, j, k]) - 0.5
-        for i in (0, shape[0])
-        for j in (0, shape[1])
-        for k in (0, shape[2])
-    ]
-    return np.array([(aff @ [*p, 1])[:3] for p in pts])
+def _sr(tiny_model: Path, src: Path, out: Path, *extra: str) -> int:
+    return main(["sr", str(src), "-o", str(out), "--model", str(tiny_model), *STEPS, *extra])
 
 
 @pytest.fixture
 def nifti_lr(tmp_path) -> tuple[Path, np.ndarray, np.ndarray]:
     """A 12x10x4 LR volume (axial slices along axis 2); the last slice is near-empty."""
-    slices = _blobs(4, 12, 10) * 1000.0
+    slices = blobs(4, 12, 10) * 1000.0
     slices[3] = 0.0
     slices[3, 5, 5] = 800.0  # 1 of 120 voxels: below the 5% non-empty rule
     aff = np.array([[1.5, 0, 0, -10], [0, 2.0, 0, 5], [0, 0, 3.0, 7], [0, 0, 0, 1]])
@@ -74,14 +33,14 @@ def nifti_lr(tmp_path) -> tuple[Path, np.ndarray, np.ndarray]:
     return path, slices, aff
 
 
-def test_nifti_out_has_sr_grid_and_input_scale(model_dir, nifti_lr, tmp_path):
+def test_nifti_out_has_sr_grid_and_input_scale(tiny_model, nifti_lr, tmp_path):
     src, slices, aff = nifti_lr
     out = tmp_path / "sr.nii.gz"
-    assert _sr(model_dir, src, out) == 0
+    assert _sr(tiny_model, src, out) == 0
     img = nib.load(str(out))
     assert img.shape == (48, 40, 4)
     np.testing.assert_allclose(
-        _corners(img.affine, img.shape), _corners(aff, (12, 10, 4)), atol=1e-6
+        fov_corners(img.affine, img.shape), fov_corners(aff, (12, 10, 4)), atol=1e-6
     )
     np.testing.assert_allclose(img.affine[:3, 2], aff[:3, 2])  # through-plane untouched
     data = np.moveaxis(np.asarray(img.dataobj, dtype=np.float32), 2, 0)
@@ -94,22 +53,22 @@ def test_nifti_out_has_sr_grid_and_input_scale(model_dir, nifti_lr, tmp_path):
     np.testing.assert_allclose(data[3], expected[0], rtol=1e-5, atol=1e-2)
 
 
-def test_input_is_upsampled_keeps_shape_and_affine(model_dir, nifti_lr, tmp_path):
+def test_input_is_upsampled_keeps_shape_and_affine(tiny_model, nifti_lr, tmp_path):
     src, _, aff = nifti_lr
     out = tmp_path / "sr.nii"
-    assert _sr(model_dir, src, out, "--input-is-upsampled") == 0
+    assert _sr(tiny_model, src, out, "--input-is-upsampled") == 0
     img = nib.load(str(out))
     assert img.shape == (12, 10, 4)
     np.testing.assert_allclose(img.affine, aff)
 
 
-def test_png_folder_in_png_folder_out(model_dir, tmp_path):
+def test_png_folder_in_png_folder_out(tiny_model, tmp_path):
     src = tmp_path / "pngs"
     src.mkdir()
-    for i, sl in enumerate(_blobs(3, 8, 12)):
+    for i, sl in enumerate(blobs(3, 8, 12)):
         Image.fromarray(np.round(sl * 200).astype(np.uint8)).save(src / f"{i}.png")
     out = tmp_path / "out"
-    assert _sr(model_dir, src, out, "--batch", "2") == 0
+    assert _sr(tiny_model, src, out, "--batch", "2") == 0
     files = sorted(p.name for p in out.iterdir())
     assert files == ["0.png", "1.png", "2.png"]
     for name in files:
@@ -119,81 +78,81 @@ def test_png_folder_in_png_folder_out(model_dir, tmp_path):
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temp left
 
 
-def test_16bit_png_file_stays_16bit(model_dir, tmp_path):
+def test_16bit_png_file_stays_16bit(tiny_model, tmp_path):
     src = tmp_path / "one.png"
-    Image.fromarray(np.round(_blobs(1, 8, 8)[0] * 40000).astype(np.uint16)).save(src)
+    Image.fromarray(np.round(blobs(1, 8, 8)[0] * 40000).astype(np.uint16)).save(src)
     out = tmp_path / "one_sr.png"
-    assert _sr(model_dir, src, out) == 0
+    assert _sr(tiny_model, src, out) == 0
     with Image.open(out) as img:
         assert img.size == (32, 32) and img.mode.startswith("I")
         assert 255 < np.asarray(img).max() <= 40001
 
 
-def test_npy_odd_sizes_and_hdf5(model_dir, tmp_path):
+def test_npy_odd_sizes_and_hdf5(tiny_model, tmp_path):
     src = tmp_path / "lr.npy"
-    np.save(src, _blobs(2, 13, 17))
+    np.save(src, blobs(2, 13, 17))
     out = tmp_path / "sr.npy"
-    assert _sr(model_dir, src, out) == 0
+    assert _sr(tiny_model, src, out) == 0
     assert np.load(out).shape == (2, 52, 68)
     single = tmp_path / "one.npy"
-    np.save(single, _blobs(1, 8, 9)[0])
-    assert _sr(model_dir, single, tmp_path / "one_sr.npy") == 0
+    np.save(single, blobs(1, 8, 9)[0])
+    assert _sr(tiny_model, single, tmp_path / "one_sr.npy") == 0
     assert np.load(tmp_path / "one_sr.npy").shape == (32, 36)
     h5 = tmp_path / "lr.h5"
     with h5py.File(h5, "w") as fh:
-        fh["reconstruction_rss"] = _blobs(2, 8, 12) * 1e-4
-    assert _sr(model_dir, h5, tmp_path / "sr.h5") == 0
+        fh["reconstruction_rss"] = blobs(2, 8, 12) * 1e-4
+    assert _sr(tiny_model, h5, tmp_path / "sr.h5") == 0
     with h5py.File(tmp_path / "sr.h5") as fh:
         rss = fh["reconstruction_rss"][()]
     assert rss.shape == (2, 32, 48) and rss.max() <= 1e-4 * 1.0001
 
 
-def test_same_seed_same_output(model_dir, tmp_path):
+def test_same_seed_same_output(tiny_model, tmp_path):
     src = tmp_path / "lr.npy"
-    np.save(src, _blobs(1, 8, 8))
+    np.save(src, blobs(1, 8, 8))
     outs = {}
     for name, seed in (("a", "0"), ("b", "0"), ("c", "1")):
-        assert _sr(model_dir, src, tmp_path / f"{name}.npy", "--seed", seed) == 0
+        assert _sr(tiny_model, src, tmp_path / f"{name}.npy", "--seed", seed) == 0
         outs[name] = np.load(tmp_path / f"{name}.npy")
     np.testing.assert_array_equal(outs["a"], outs["b"])
     assert not np.array_equal(outs["a"], outs["c"])
 
 
-def test_existing_output_is_refused_and_untouched(model_dir, tmp_path, capsys):
+def test_existing_output_is_refused_and_untouched(tiny_model, tmp_path, capsys):
     src = tmp_path / "lr.npy"
-    np.save(src, _blobs(1, 8, 8))
+    np.save(src, blobs(1, 8, 8))
     out = tmp_path / "sr.npy"
     out.write_bytes(b"keep me")
-    assert _sr(model_dir, src, out) == 2
+    assert _sr(tiny_model, src, out) == 2
     assert out.read_bytes() == b"keep me"
     assert "exists" in capsys.readouterr().err
-    assert _sr(model_dir, src, out, "--overwrite") == 0
+    assert _sr(tiny_model, src, out, "--overwrite") == 0
     assert np.load(out).shape == (1, 32, 32)
 
 
-def test_output_same_as_input(model_dir, tmp_path, capsys):
+def test_output_same_as_input(tiny_model, tmp_path, capsys):
     src = tmp_path / "lr.npy"
-    np.save(src, _blobs(1, 8, 8))
-    assert _sr(model_dir, src, src, "--overwrite") == 2
+    np.save(src, blobs(1, 8, 8))
+    assert _sr(tiny_model, src, src, "--overwrite") == 2
     assert "same as an input" in capsys.readouterr().err
     assert np.load(src).shape == (1, 8, 8)
 
 
-def test_scale_mismatch(model_dir, tmp_path, capsys):
+def test_scale_mismatch(tiny_model, tmp_path, capsys):
     src = tmp_path / "lr.npy"
-    np.save(src, _blobs(1, 8, 8))
-    assert _sr(model_dir, src, tmp_path / "sr.npy", "--scale", "2") == 2
+    np.save(src, blobs(1, 8, 8))
+    assert _sr(tiny_model, src, tmp_path / "sr.npy", "--scale", "2") == 2
     err = capsys.readouterr().err.strip()
     assert "x4" in err and len(err.splitlines()) == 1
     assert not (tmp_path / "sr.npy").exists()
 
 
-def test_missing_input_and_wrong_suffix(model_dir, tmp_path, capsys):
-    assert _sr(model_dir, tmp_path / "nope.nii.gz", tmp_path / "sr.nii.gz") == 2
+def test_missing_input_and_wrong_suffix(tiny_model, tmp_path, capsys):
+    assert _sr(tiny_model, tmp_path / "nope.nii.gz", tmp_path / "sr.nii.gz") == 2
     assert "no such file" in capsys.readouterr().err
     src = tmp_path / "lr.npy"
-    np.save(src, _blobs(1, 8, 8))
-    assert _sr(model_dir, src, tmp_path / "sr.nii.gz") == 2
+    np.save(src, blobs(1, 8, 8))
+    assert _sr(tiny_model, src, tmp_path / "sr.nii.gz") == 2
     assert ".npy" in capsys.readouterr().err
 
 
@@ -224,17 +183,17 @@ def _dicom_series(folder: Path, slices: np.ndarray) -> Path:
     return folder
 
 
-def test_dicom_in_nifti_out(model_dir, tmp_path, capsys):
+def test_dicom_in_nifti_out(tiny_model, tmp_path, capsys):
     from wavesr.data.dicom import read_dicom
 
-    src = _dicom_series(tmp_path / "series", np.round(_blobs(2, 8, 10) * 3000))
-    assert _sr(model_dir, src, tmp_path / "sr.png") == 2
+    src = _dicom_series(tmp_path / "series", np.round(blobs(2, 8, 10) * 3000))
+    assert _sr(tiny_model, src, tmp_path / "sr.png") == 2
     assert ".nii" in capsys.readouterr().err
     out = tmp_path / "sr.nii.gz"
-    assert _sr(model_dir, src, out) == 0
+    assert _sr(tiny_model, src, out) == 0
     dcm = read_dicom(src)
     img = nib.load(str(out))
     assert img.shape == tuple(n * 4 if a != 2 else n for a, n in enumerate(dcm.volume.shape))
     np.testing.assert_allclose(
-        _corners(img.affine, img.shape), _corners(dcm.affine, dcm.volume.shape), atol=1e-6
+        fov_corners(img.affine, img.shape), fov_corners(dcm.affine, dcm.volume.shape), atol=1e-6
     )

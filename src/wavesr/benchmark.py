@@ -19,24 +19,25 @@ import torch
 from tqdm.auto import tqdm
 
 from wavesr import figures
-from wavesr.errors import ConfigError, OutputError
+from wavesr.errors import ConfigError
 from wavesr.evaluate import (
-    _FID,
     N_BANDS,
-    EvalSet,
     EvalSettings,
+    FIDTracker,
     MethodRun,
-    _flatten,
-    _method_entry,
-    _num,
-    _size_counts,
+    band_table,
+    dataset_entry,
+    flatten_slices,
+    json_number,
     load_eval_sets,
+    method_entry,
+    report_header,
     run_method,
     select_evenly,
+    write_files,
 )
-from wavesr.io_atomic import atomic_write
 from wavesr.methods import MethodContext, SRMethod, build_method, known_methods
-from wavesr.report import code_block, fmt, fmt_count, machine_info, markdown_table
+from wavesr.report import fmt, fmt_count, machine_info, markdown_table
 
 __all__ = [
     "BenchmarkResult",
@@ -148,7 +149,7 @@ def _speed_row(run: MethodRun) -> dict:
     return {
         "seconds_per_slice": run.sr_seconds / n,
         "gflops_per_slice": None if run.flops is None else run.flops / 1e9,
-        "psnr": _num(run.psnr.mean()),
+        "psnr": json_number(run.psnr.mean()),
         "n_slices": n,
     }
 
@@ -216,7 +217,7 @@ def benchmark(
     t0 = time.perf_counter()
     sets = load_eval_sets([Path(p) for p in paths], settings)
     load_seconds = time.perf_counter() - t0
-    slices = _flatten(sets, settings.seed)
+    slices = flatten_slices(sets, settings.seed)
     n = len(slices)
     which = np.array([s.dataset for s in slices])
     figure_idx = select_evenly(n, options.figure_slices) if options.figure_slices else []
@@ -231,8 +232,8 @@ def benchmark(
         unit="run",
         disable=not progress,
     )
-    fid = _FID(settings)
-    no_fid = _FID(replace(settings, fid=False))
+    fid = FIDTracker(settings)
+    no_fid = FIDTracker(replace(settings, fid=False))
     runs: dict[str, MethodRun] = {}
     speed: dict[str, dict[int, dict]] = {}
     for name, method in built.items():
@@ -284,10 +285,10 @@ def benchmark(
             "model": None if model is None else str(model),
             "weights": {k: str(v) for k, v in (weights or {}).items()},
         },
-        "datasets": [_dataset_entry(s) for s in sets],
+        "datasets": [dataset_entry(s) for s in sets],
         "methods": {
             name: {
-                **_method_entry(run, sets, which),
+                **method_entry(run, sets, which),
                 "steps": top if _is_diffusion(built[name]) else None,
             }
             for name, run in runs.items()
@@ -315,16 +316,6 @@ def benchmark(
     ]
     doc["timings"]["total_seconds"] = time.perf_counter() - started
     return BenchmarkResult(doc, figs)
-
-
-def _dataset_entry(s: EvalSet) -> dict:
-    return {
-        "name": s.name,
-        "path": str(s.path),
-        "n_slices": len(s),
-        "n_available": s.n_available,
-        "sizes": _size_counts(s.hr),
-    }
 
 
 def _figure_name(k: int) -> str:
@@ -410,28 +401,7 @@ def render_markdown(doc: dict, command: str) -> str:
         "same slices and LR inputs for every method, one run on one machine. Metrics on "
         "[0, 1]-normalised slices (data range 1).",
         "",
-        "## Command",
-        "",
-        code_block(command, "sh"),
-        "## Machine",
-        "",
-        markdown_table(["item", "value"], [[k, v] for k, v in doc["machine"].items()]),
-        "## Data",
-        "",
-        markdown_table(
-            ["dataset", "path", "slices", "available", "sizes"],
-            [
-                [
-                    d["name"],
-                    d["path"],
-                    d["n_slices"],
-                    d["n_available"],
-                    ", ".join(f"{k} ({v})" for k, v in d["sizes"].items()),
-                ]
-                for d in doc["datasets"]
-            ],
-            "llrrl",
-        ),
+        *report_header(command, doc["machine"], doc["datasets"]),
         f"## Table 1: quality and cost (diffusion methods at {top} sampling steps)",
         "",
         _table1(doc),
@@ -443,11 +413,7 @@ def render_markdown(doc: dict, command: str) -> str:
         "",
         "## Table 2: PSNR (dB) per frequency band, low to high",
         "",
-        markdown_table(
-            ["Method", *(f"B{i + 1}" for i in range(N_BANDS))],
-            [[name, *(fmt(v) for v in m["band_psnr"])] for name, m in methods.items()],
-            "l" + "r" * N_BANDS,
-        ),
+        band_table(methods),
         f"Band k: the error spectrum at normalised radius [(k-1)/{N_BANDS}, k/{N_BANDS}) of "
         "Nyquist (the last band also the corners); see docs/metrics.md.",
         "",
@@ -512,8 +478,6 @@ def write_benchmark(result: BenchmarkResult, out: Path, command: str) -> list[Pa
     wrote are removed again.
     """
     out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise OutputError("output exists and is not a folder", out)
     doc = {"command": command, **result.doc}
     texts = {
         "benchmark.md": render_markdown(doc, command),
@@ -523,19 +487,9 @@ def write_benchmark(result: BenchmarkResult, out: Path, command: str) -> list[Pa
         name: [np.nan if v is None else v for v in m["band_psnr"]]
         for name, m in doc["methods"].items()
     }
-    written: list[Path] = []
-    try:
-        written.append(figures.band_psnr_figure(curves, out / BANDS_FIGURE))
-        for k, f in enumerate(result.figures, 1):
-            written.append(figures.spectrum_figure(f.outputs, f.hr, out / _figure_name(k)))
-        for name, text in texts.items():
-            path = out / name
-            atomic_write(
-                path, lambda tmp, t=text: tmp.write_text(t, encoding="utf-8"), overwrite=True
-            )
-            written.append(path)
-    except BaseException:
-        for path in written:
-            path.unlink(missing_ok=True)
-        raise
-    return written
+    writers = [lambda: figures.band_psnr_figure(curves, out / BANDS_FIGURE)]
+    writers += [
+        lambda f=f, k=k: figures.spectrum_figure(f.outputs, f.hr, out / _figure_name(k))
+        for k, f in enumerate(result.figures, 1)
+    ]
+    return write_files(out, texts, writers)

@@ -14,7 +14,7 @@ import io
 import json
 import math
 import time
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -36,11 +36,23 @@ __all__ = [
     "EvalResult",
     "EvalSet",
     "EvalSettings",
+    "EvalSlice",
+    "FIDTracker",
+    "MethodRun",
+    "band_table",
+    "dataset_entry",
     "evaluate",
+    "flatten_slices",
+    "json_number",
     "load_eval_sets",
+    "method_entry",
     "per_slice_csv",
     "render_report",
+    "report_header",
+    "run_method",
     "select_evenly",
+    "size_counts",
+    "write_files",
     "write_outputs",
 ]
 
@@ -157,22 +169,22 @@ def load_eval_sets(paths: Sequence[Path], settings: EvalSettings) -> list[EvalSe
 
 
 @dataclass
-class _Slice:
+class EvalSlice:
     dataset: int
     name: str
     hr: np.ndarray
     seed: int
 
 
-def _flatten(sets: Sequence[EvalSet], seed: int) -> list[_Slice]:
+def flatten_slices(sets: Sequence[EvalSet], seed: int) -> list[EvalSlice]:
     out = []
     for d, s in enumerate(sets):
         for name, hr in zip(s.slice_names, s.hr):
-            out.append(_Slice(d, name, hr, seed * 1_000_003 + len(out)))
+            out.append(EvalSlice(d, name, hr, seed * 1_000_003 + len(out)))
     return out
 
 
-def _batches(slices: Sequence[_Slice], batch: int) -> list[list[int]]:
+def _batches(slices: Sequence[EvalSlice], batch: int) -> list[list[int]]:
     """Indices grouped by slice size (in order of first appearance), in chunks of `batch`."""
     groups: dict[tuple[int, int], list[int]] = {}
     for i, s in enumerate(slices):
@@ -180,7 +192,7 @@ def _batches(slices: Sequence[_Slice], batch: int) -> list[list[int]]:
     return [g[i : i + batch] for g in groups.values() for i in range(0, len(g), batch)]
 
 
-def _degrade_batch(slices: Sequence[_Slice], deg: Degradation) -> tuple[Tensor, Tensor, Tensor]:
+def _degrade_batch(slices: Sequence[EvalSlice], deg: Degradation) -> tuple[Tensor, Tensor, Tensor]:
     """(lr, lr_up, hr) batches; each slice's LR depends only on its own seed."""
     lrs, ups, hrs = [], [], []
     for s in slices:
@@ -216,7 +228,7 @@ class MethodRun:
     outputs: dict[int, np.ndarray] = field(default_factory=dict)  # clamped SR of `keep` slices
 
 
-class _FID:
+class FIDTracker:
     """FID of each method's SR set against the HR set (HR features computed once)."""
 
     def __init__(self, settings: EvalSettings) -> None:
@@ -268,10 +280,10 @@ def _evenly_spaced_subset(n: int, k: int) -> set[int]:
 def run_method(
     name: str,
     method: SRMethod,
-    slices: Sequence[_Slice],
+    slices: Sequence[EvalSlice],
     deg: Degradation,
     settings: EvalSettings,
-    fid: _FID,
+    fid: FIDTracker,
     *,
     progress: bool = True,
     keep: Collection[int] = (),
@@ -338,7 +350,7 @@ def run_method(
 # ----------------------------------------------------------------------------- results
 
 
-def _num(x: float) -> float | None:
+def json_number(x: float) -> float | None:
     """JSON-safe number: NaN / infinity become null."""
     x = float(x)
     return x if math.isfinite(x) else None
@@ -346,9 +358,9 @@ def _num(x: float) -> float | None:
 
 def _summary(run: MethodRun, mask: np.ndarray) -> dict:
     return {
-        "psnr": _num(run.psnr[mask].mean()),
-        "ssim": _num(run.ssim[mask].mean()),
-        "band_psnr": [_num(v) for v in run.bands[mask].mean(axis=0)],
+        "psnr": json_number(run.psnr[mask].mean()),
+        "ssim": json_number(run.ssim[mask].mean()),
+        "band_psnr": [json_number(v) for v in run.bands[mask].mean(axis=0)],
         "n_slices": int(mask.sum()),
     }
 
@@ -361,11 +373,11 @@ class EvalResult:
     rows: list[dict]
 
 
-def _method_entry(run: MethodRun, sets: Sequence[EvalSet], which: np.ndarray) -> dict:
+def method_entry(run: MethodRun, sets: Sequence[EvalSet], which: np.ndarray) -> dict:
     n = len(which)
     entry = _summary(run, np.ones(n, dtype=bool))
     entry.update(
-        fid=_num(run.fid) if run.fid is not None else None,
+        fid=json_number(run.fid) if run.fid is not None else None,
         fid_note=run.fid_note,
         seconds_per_slice=run.sr_seconds / n,
         params=run.params,
@@ -408,9 +420,9 @@ def evaluate(
     t0 = time.perf_counter()
     sets = load_eval_sets([Path(p) for p in paths], settings)
     load_seconds = time.perf_counter() - t0
-    slices = _flatten(sets, settings.seed)
+    slices = flatten_slices(sets, settings.seed)
     which = np.array([s.dataset for s in slices])
-    fid = _FID(settings)
+    fid = FIDTracker(settings)
     runs = [
         run_method(n, m, slices, deg, settings, fid, progress=progress)
         for n, m in zip(names, built)
@@ -430,17 +442,8 @@ def evaluate(
             "model": None if model is None else str(model),
             "weights": {k: str(v) for k, v in (weights or {}).items()},
         },
-        "datasets": [
-            {
-                "name": s.name,
-                "path": str(s.path),
-                "n_slices": len(s),
-                "n_available": s.n_available,
-                "sizes": _size_counts(s.hr),
-            }
-            for s in sets
-        ],
-        "methods": {r.name: _method_entry(r, sets, which) for r in runs},
+        "datasets": [dataset_entry(s) for s in sets],
+        "methods": {r.name: method_entry(r, sets, which) for r in runs},
         "machine": machine_info(settings.device),
         "timings": {
             "load_seconds": load_seconds,
@@ -461,12 +464,23 @@ def evaluate(
     return EvalResult(result, rows)
 
 
-def _size_counts(images: Sequence[np.ndarray]) -> dict[str, int]:
+def size_counts(images: Sequence[np.ndarray]) -> dict[str, int]:
     counts: dict[str, int] = {}
     for im in images:
         key = f"{im.shape[0]}x{im.shape[1]}"
         counts[key] = counts.get(key, 0) + 1
     return counts
+
+
+def dataset_entry(s: EvalSet) -> dict:
+    """One dataset's line in metrics.json / benchmark.json."""
+    return {
+        "name": s.name,
+        "path": str(s.path),
+        "n_slices": len(s),
+        "n_available": s.n_available,
+        "sizes": size_counts(s.hr),
+    }
 
 
 # ----------------------------------------------------------------------------- outputs
@@ -483,16 +497,9 @@ def per_slice_csv(rows: Sequence[dict]) -> str:
     return buf.getvalue()
 
 
-def render_report(result: dict, command: str) -> str:
-    settings, machine = result["settings"], result["machine"]
-    methods = result["methods"]
-    lines = [
-        "# WaveSR evaluation",
-        "",
-        f"Degradation **{settings['degradation']}**, slices reduced to at most "
-        f"{settings['size']} px ({settings['resize']}), cropped to a multiple of the scale; "
-        "metrics on [0, 1]-normalised slices (per-slice min-max, data range 1).",
-        "",
+def report_header(command: str, machine: dict, datasets: Sequence[dict]) -> list[str]:
+    """Markdown lines of the Command, Machine and Data sections."""
+    return [
         "## Command",
         "",
         code_block(command, "sh"),
@@ -511,10 +518,33 @@ def render_report(result: dict, command: str) -> str:
                     d["n_available"],
                     ", ".join(f"{k} ({v})" for k, v in d["sizes"].items()),
                 ]
-                for d in result["datasets"]
+                for d in datasets
             ],
             "llrrl",
         ),
+    ]
+
+
+def band_table(methods: dict) -> str:
+    """Table 2: mean PSNR per frequency band, one row per method."""
+    return markdown_table(
+        ["Method", *(f"B{i + 1}" for i in range(N_BANDS))],
+        [[name, *(fmt(v) for v in m["band_psnr"])] for name, m in methods.items()],
+        "l" + "r" * N_BANDS,
+    )
+
+
+def render_report(result: dict, command: str) -> str:
+    settings, machine = result["settings"], result["machine"]
+    methods = result["methods"]
+    lines = [
+        "# WaveSR evaluation",
+        "",
+        f"Degradation **{settings['degradation']}**, slices reduced to at most "
+        f"{settings['size']} px ({settings['resize']}), cropped to a multiple of the scale; "
+        "metrics on [0, 1]-normalised slices (per-slice min-max, data range 1).",
+        "",
+        *report_header(command, machine, result["datasets"]),
         "## Table 1: quality and cost",
         "",
         markdown_table(
@@ -545,11 +575,7 @@ def render_report(result: dict, command: str) -> str:
         "",
         "## Table 2: PSNR (dB) per frequency band, low to high",
         "",
-        markdown_table(
-            ["Method", *(f"B{i + 1}" for i in range(N_BANDS))],
-            [[name, *(fmt(v) for v in m["band_psnr"])] for name, m in methods.items()],
-            "l" + "r" * N_BANDS,
-        ),
+        band_table(methods),
         f"Band k holds the error's spectrum at normalised radius [(k-1)/{N_BANDS}, k/{N_BANDS}) "
         "of the Nyquist frequency (the last band also the corners); see docs/metrics.md.",
         "",
@@ -580,17 +606,29 @@ def write_outputs(result: EvalResult, out: Path, command: str) -> list[Path]:
     Everything is rendered before the first write; if a write fails, the files written by
     this call are removed again.
     """
-    out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise OutputError("output exists and is not a folder", out)
     metrics_doc = {"command": command, **result.metrics}
     texts = {
         "per_slice.csv": per_slice_csv(result.rows),
         "report.md": render_report(metrics_doc, command),
         "metrics.json": json.dumps(metrics_doc, indent=2, allow_nan=False) + "\n",
     }
+    return write_files(out, texts)
+
+
+def write_files(
+    out: Path, texts: dict[str, str], writers: Sequence[Callable[[], Path]] = ()
+) -> list[Path]:
+    """Run `writers` (each writes one file into `out`), then write `texts` atomically.
+
+    If anything fails, the files written so far by this call are removed again.
+    """
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise OutputError("output exists and is not a folder", out)
     written: list[Path] = []
     try:
+        for writer in writers:
+            written.append(writer())
         for name, text in texts.items():
             path = out / name
             atomic_write(

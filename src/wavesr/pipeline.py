@@ -116,26 +116,16 @@ class WaveSRPipeline:
         b, _, h, w = ll_latent.shape
         generator = torch.Generator(device=self.device).manual_seed(seed)
         shape = (b, self.config.ldt.in_channels, h, w)
-        kwargs = {"cond": ll_latent * self.cond_scale}
-        if sampler == "ddim":
-            sample = diffusion.ddim_sample_loop(
-                self.ldt,
-                shape,
-                eta=cfg.eta,
-                model_kwargs=kwargs,
-                generator=generator,
-                progress=progress,
-                device=self.device,
-            )
-        else:
-            sample = diffusion.p_sample_loop(
-                self.ldt,
-                shape,
-                model_kwargs=kwargs,
-                generator=generator,
-                progress=progress,
-                device=self.device,
-            )
+        sample = diffusion.sample_loop(
+            self.ldt,
+            shape,
+            sampler=sampler,
+            eta=cfg.eta,
+            model_kwargs={"cond": ll_latent * self.cond_scale},
+            generator=generator,
+            progress=progress,
+            device=self.device,
+        )
         return sample / self.hf_scale
 
     @torch.no_grad()

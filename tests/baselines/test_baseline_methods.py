@@ -4,46 +4,21 @@ from __future__ import annotations
 
 import json
 
-import numpy as np
 import pytest
 import torch
 
 from wavesr.baselines.edsr import EDSR
 from wavesr.baselines.pixel_diffusion import build_unet
 from wavesr.bundle import load_bundle
-from wavesr.cli import main
 from wavesr.degrade import Degradation
 from wavesr.errors import ConfigError
 from wavesr.methods import MethodContext, build_method, known_methods
 from wavesr.training.checkpoint import load_state_into
 
 
-@pytest.fixture(scope="module")
-def runs(tmp_path_factory):
-    root = tmp_path_factory.mktemp("baselines")
-    y, x = np.mgrid[:48, :48].astype(np.float32)
-    volume = np.stack([0.5 + 0.4 * np.sin(x / (2 + i)) * np.cos(y / (3 + i)) for i in range(3)])
-    np.save(root / "vol.npy", volume.astype(np.float32))
-    out = {}
-    for name in ("edsr", "pixel-diffusion"):
-        out[name] = root / name
-        code = main(
-            [
-                "train",
-                name,
-                "--config",
-                "tiny",
-                "--data",
-                str(root / "vol.npy"),
-                "--out",
-                str(out[name]),
-                "--max-steps",
-                "2",
-                "--quiet",
-            ]
-        )
-        assert code == 0
-    return out
+@pytest.fixture
+def runs(tiny_baselines) -> dict:
+    return tiny_baselines
 
 
 def _ctx(runs, **kwargs) -> MethodContext:
@@ -53,11 +28,11 @@ def _ctx(runs, **kwargs) -> MethodContext:
 
 def test_cli_training_writes_loadable_bundles(runs):
     edsr = load_bundle(runs["edsr"])
-    assert edsr.kind == "edsr" and edsr.step == 2
+    assert edsr.kind == "edsr" and edsr.step == 1
     assert edsr.extras["degradation"] == "bicubic-x4"
     load_state_into(EDSR.from_config(edsr.config.baselines), edsr.tensors["network"], edsr.root)
     diff = load_bundle(runs["pixel-diffusion"])
-    assert diff.kind == "pixel-diffusion" and diff.step == 2
+    assert diff.kind == "pixel-diffusion" and diff.step == 1
     load_state_into(build_unet(diff.config), diff.tensors["network"], diff.root)
     manifest = json.loads((runs["edsr"] / "wavesr.json").read_text())
     assert list(manifest["files"]) == ["network"]

@@ -3,6 +3,7 @@ from __future__ import annotations
 import nibabel as nib
 import numpy as np
 import pytest
+from helpers import fov_corners
 from PIL import Image
 
 from wavesr.data import (
@@ -28,17 +29,6 @@ def _oblique_affine() -> np.ndarray:
     return aff
 
 
-def _corners(aff, shape):
-    """World positions of the outer voxel corners (field of view)."""
-    pts = [
-        np.array([i, j, k]) - 0.5
-        for i in (0, shape[0])
-        for j in (0, shape[1])
-        for k in (0, shape[2])
-    ]
-    return np.array([(aff @ [*p, 1])[:3] for p in pts])
-
-
 @pytest.mark.parametrize("scale", [2, 4])
 @pytest.mark.parametrize("axis", [0, 1, 2])
 def test_sr_affine_preserves_field_of_view(scale, axis):
@@ -46,7 +36,7 @@ def test_sr_affine_preserves_field_of_view(scale, axis):
     shape = (10, 12, 7)
     new_shape = tuple(n if a == axis else n * scale for a, n in enumerate(shape))
     new = sr_affine(aff, axis, scale)
-    np.testing.assert_allclose(_corners(new, new_shape), _corners(aff, shape), atol=1e-9)
+    np.testing.assert_allclose(fov_corners(new, new_shape), fov_corners(aff, shape), atol=1e-9)
     np.testing.assert_allclose(new[:3, axis], aff[:3, axis])
     zooms = np.linalg.norm(new[:3, :3], axis=0)
     for a in range(3):

@@ -1,59 +1,22 @@
 from __future__ import annotations
 
+from functools import partial
+
 import nibabel as nib
 import numpy as np
 import pytest
-from pydicom.dataset import FileDataset, FileMetaDataset
-from pydicom.uid import ImplicitVRLittleEndian, MRImageStorage, generate_uid
+from helpers import write_dicom
+from pydicom.uid import generate_uid
 
 from wavesr.data import load_slices, stack_to_volume, write_nifti
 from wavesr.data.dicom import read_dicom
 from wavesr.errors import InputError
 
 SERIES = generate_uid()
-IOP = [1.0, 0.0, 0.0, 0.0, 1.0, 0.0]  # rows along +x (L), columns along +y (P): axial
 
 
-def write_dcm(
-    path,
-    pixels,
-    *,
-    ipp=None,
-    iop=IOP,
-    spacing=(0.5, 0.8),
-    instance=None,
-    slope=None,
-    intercept=None,
-    series=SERIES,
-    pixel_data=True,
-):
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = MRImageStorage
-    meta.MediaStorageSOPInstanceUID = generate_uid()
-    meta.TransferSyntaxUID = ImplicitVRLittleEndian
-    ds = FileDataset(str(path), {}, file_meta=meta, preamble=b"\0" * 128)
-    ds.SOPClassUID = MRImageStorage
-    ds.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
-    ds.SeriesInstanceUID = series
-    ds.Modality = "MR"
-    ds.Rows, ds.Columns = pixels.shape
-    ds.SamplesPerPixel = 1
-    ds.PhotometricInterpretation = "MONOCHROME2"
-    ds.BitsAllocated = ds.BitsStored = 16
-    ds.HighBit = 15
-    ds.PixelRepresentation = 0
-    if ipp is not None:
-        ds.ImagePositionPatient = [float(v) for v in ipp]
-        ds.ImageOrientationPatient = iop
-        ds.PixelSpacing = list(spacing)
-    if instance is not None:
-        ds.InstanceNumber = instance
-    if slope is not None:
-        ds.RescaleSlope, ds.RescaleIntercept = slope, intercept
-    if pixel_data:
-        ds.PixelData = pixels.astype(np.uint16).tobytes()
-    ds.save_as(str(path), enforce_file_format=True)
-    return path
+# Series/spacing defaults of this module; any tag can still be passed per call.
+write_dcm = partial(write_dicom, spacing=(0.5, 0.8), series=SERIES)
 
 
 def _slice(k: int, shape=(10, 12)) -> np.ndarray:

@@ -288,3 +288,20 @@ def test_ancestral_with_oracle_recovers_x0() -> None:
         _eps_oracle(diffusion, x0), SHAPE, generator=torch.Generator().manual_seed(0)
     )
     torch.testing.assert_close(out, x0, atol=1e-4, rtol=1e-4)
+
+
+@pytest.mark.parametrize(
+    ("sampler", "loop"), [("ddim", "ddim_sample_loop"), ("ancestral", "p_sample_loop")]
+)
+def test_sample_loop_dispatches_on_the_sampler(sampler: str, loop: str) -> None:
+    diffusion, model = create_diffusion("ddim4"), TinyModel()
+    shape = (1, 9, 4, 3)
+    kwargs = dict(model_kwargs={}, clip_denoised=True, device="cpu")
+    got = diffusion.sample_loop(
+        model, shape, sampler=sampler, eta=0.5, generator=torch.Generator().manual_seed(3), **kwargs
+    )
+    extra = {"eta": 0.5} if sampler == "ddim" else {}
+    want = getattr(diffusion, loop)(
+        model, shape, generator=torch.Generator().manual_seed(3), **extra, **kwargs
+    )
+    torch.testing.assert_close(got, want, rtol=0, atol=0)

@@ -28,9 +28,9 @@ import nibabel as nib
 import numpy as np
 import pytest
 import torch
+from helpers import write_dicom
 from PIL import Image
-from pydicom.dataset import FileDataset, FileMetaDataset
-from pydicom.uid import ImplicitVRLittleEndian, MRImageStorage, generate_uid
+from pydicom.uid import generate_uid
 
 from wavesr.cli import main
 
@@ -66,28 +66,7 @@ def patch_bytes(path: Path, offset: int, data: bytes) -> Path:
 
 
 def dcm(path: Path, pixels: np.ndarray, *, series: str, z: float = 0.0, pixel_data=True) -> Path:
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = MRImageStorage
-    meta.MediaStorageSOPInstanceUID = generate_uid()
-    meta.TransferSyntaxUID = ImplicitVRLittleEndian
-    ds = FileDataset(str(path), {}, file_meta=meta, preamble=b"\0" * 128)
-    ds.SOPClassUID = MRImageStorage
-    ds.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
-    ds.SeriesInstanceUID = series
-    ds.Modality = "MR"
-    ds.Rows, ds.Columns = pixels.shape
-    ds.SamplesPerPixel = 1
-    ds.PhotometricInterpretation = "MONOCHROME2"
-    ds.BitsAllocated = ds.BitsStored = 16
-    ds.HighBit = 15
-    ds.PixelRepresentation = 0
-    ds.ImagePositionPatient = [0.0, 0.0, z]
-    ds.ImageOrientationPatient = [1.0, 0.0, 0.0, 0.0, 1.0, 0.0]
-    ds.PixelSpacing = [1.0, 1.0]
-    if pixel_data:
-        ds.PixelData = pixels.astype(np.uint16).tobytes()
-    ds.save_as(str(path), enforce_file_format=True)
-    return path
+    return write_dicom(path, pixels, series=series, ipp=(0.0, 0.0, z), pixel_data=pixel_data)
 
 
 def png_bytes(arr: np.ndarray, mode: str | None = None, fmt: str = "PNG") -> bytes:

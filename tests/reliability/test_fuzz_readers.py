@@ -15,11 +15,11 @@ import h5py
 import nibabel as nib
 import numpy as np
 import pytest
+from helpers import dicom_bytes
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
-from pydicom.dataset import FileDataset, FileMetaDataset
-from pydicom.uid import ExplicitVRLittleEndian, MRImageStorage, generate_uid
+from pydicom.uid import ExplicitVRLittleEndian
 
 from wavesr.data import load_slices
 from wavesr.data.types import SliceStack
@@ -58,28 +58,13 @@ def _valid_bytes(suffix: str) -> bytes:
         with h5py.File(buf, "w") as fh:
             fh.create_dataset("reconstruction_rss", data=vol.transpose(2, 0, 1))
         return buf.getvalue()
-    return _dicom_bytes(_image())
-
-
-def _dicom_bytes(pixels: np.ndarray) -> bytes:
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = MRImageStorage
-    meta.MediaStorageSOPInstanceUID = generate_uid()
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds = FileDataset("fuzz.dcm", {}, file_meta=meta, preamble=b"\0" * 128)
-    ds.SOPClassUID = MRImageStorage
-    ds.Modality = "MR"
-    ds.Rows, ds.Columns = pixels.shape
-    ds.SamplesPerPixel = 1
-    ds.PhotometricInterpretation = "MONOCHROME2"
-    ds.BitsAllocated = ds.BitsStored = 16
-    ds.HighBit = 15
-    ds.PixelRepresentation = 0
-    ds.RescaleSlope, ds.RescaleIntercept = 2.0, -5.0
-    ds.PixelData = pixels.astype(np.uint16).tobytes()
-    buf = io.BytesIO()
-    ds.save_as(buf, enforce_file_format=True)
-    return buf.getvalue()
+    return dicom_bytes(
+        _image(),
+        name="fuzz.dcm",
+        slope=2.0,
+        intercept=-5.0,
+        transfer_syntax=ExplicitVRLittleEndian,
+    )
 
 
 VALID = {suffix: _valid_bytes(suffix) for suffix in SUFFIXES}

@@ -8,7 +8,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file
@@ -30,17 +29,13 @@ def _skip_reason() -> str | None:
 pytestmark = pytest.mark.skipif(_skip_reason() is not None, reason=str(_skip_reason()))
 
 
-def test_two_process_ddp_keeps_ranks_identical(tmp_path):
-    yy, xx = np.mgrid[:48, :48]
-    disc = ((xx - 24) ** 2 + (yy - 24) ** 2 < 400).astype(np.float32)
-    volume = np.stack([(np.sin(xx / (3 + i)) * np.cos(yy / 4) + 1) / 2 * disc for i in range(3)])
-    np.save(tmp_path / "vol.npy", volume.astype(np.float32))
+def test_two_process_ddp_keeps_ranks_identical(disc_volume, tmp_path):
     results = tmp_path / "results"
     results.mkdir()
     steps = 3
     command = [
         str(TORCHRUN), "--standalone", "--nproc_per_node", "2", str(WORKER),
-        str(tmp_path / "vol.npy"), str(tmp_path / "run"), str(results), str(steps),
+        str(disc_volume), str(tmp_path / "run"), str(results), str(steps),
     ]  # fmt: skip
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=180)

@@ -11,7 +11,6 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -169,28 +168,18 @@ def test_keep_last_prunes_old_checkpoints(tmp_path):
 # --------------------------------------------------------------------------- real models
 
 
-@pytest.fixture(scope="module")
-def volume(tmp_path_factory) -> Path:
-    yy, xx = np.mgrid[:48, :48]
-    disc = ((xx - 24) ** 2 + (yy - 24) ** 2 < 400).astype(np.float32)
-    slices = [(np.sin(xx / (3 + i)) * np.cos(yy / 4) + 1) / 2 * disc for i in range(3)]
-    path = tmp_path_factory.mktemp("data") / "vol.npy"
-    np.save(path, np.stack(slices).astype(np.float32))
-    return path
-
-
-def _ae_args(volume: Path, out: Path, steps: int, *extra: str) -> list[str]:
+def _ae_args(data: Path, out: Path, steps: int, *extra: str) -> list[str]:
     return [
-        "train", "autoencoder", "--config", "tiny", "--data", str(volume), "--out", str(out),
+        "train", "autoencoder", "--config", "tiny", "--data", str(data), "--out", str(out),
         "--quiet", "--set", f"autoencoder_training.train.max_steps={steps}", *extra,
     ]  # fmt: skip
 
 
-def test_fixed_seed_gives_identical_weights(volume, tmp_path):
+def test_fixed_seed_gives_identical_weights(disc_volume, tmp_path):
     runs = {}
     for name, seed in (("a", 0), ("b", 0), ("c", 1)):
         seed_arg = f"autoencoder_training.train.seed={seed}"
-        assert cli.main(_ae_args(volume, tmp_path / name, 3, "--set", seed_arg)) == 0
+        assert cli.main(_ae_args(disc_volume, tmp_path / name, 3, "--set", seed_arg)) == 0
         runs[name] = load_file(str(tmp_path / name / "autoencoder.safetensors"))
     assert runs["a"].keys() == runs["b"].keys()
     for key in runs["a"]:
@@ -209,10 +198,10 @@ def _looks_pickled(path: Path) -> bool:
     )
 
 
-def test_sigterm_saves_checkpoint_and_exits_cleanly(volume, tmp_path):
+def test_sigterm_saves_checkpoint_and_exits_cleanly(disc_volume, tmp_path):
     out, steps = tmp_path / "run", 40
     proc = subprocess.Popen(
-        [sys.executable, "-m", "wavesr.cli", *_ae_args(volume, out, steps)],
+        [sys.executable, "-m", "wavesr.cli", *_ae_args(disc_volume, out, steps)],
         env={**os.environ, "OMP_NUM_THREADS": "1"},
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip

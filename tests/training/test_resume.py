@@ -9,7 +9,6 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file
@@ -30,20 +29,10 @@ def one_thread():
     torch.set_num_threads(previous)
 
 
-@pytest.fixture(scope="module")
-def volume(tmp_path_factory) -> Path:
-    yy, xx = np.mgrid[:48, :48]
-    disc = ((xx - 24) ** 2 + (yy - 24) ** 2 < 400).astype(np.float32)
-    slices = [(np.sin(xx / (3 + i)) * np.cos(yy / 4) + 1) / 2 * disc for i in range(3)]
-    path = tmp_path_factory.mktemp("data") / "vol.npy"
-    np.save(path, np.stack(slices).astype(np.float32))
-    return path
-
-
-def _args(stage: str, volume: Path, out: Path, extra: list[str]) -> list[str]:
+def _args(stage: str, data: Path, out: Path, extra: list[str]) -> list[str]:
     key = f"{stage}_training.train"
     return [
-        "train", stage, "--config", "tiny", "--data", str(volume), "--out", str(out), "--quiet",
+        "train", stage, "--config", "tiny", "--data", str(data), "--out", str(out), "--quiet",
         "--set", f"{key}.max_steps={STEPS}", "--set", f"{key}.checkpoint_every=2", *extra,
     ]  # fmt: skip
 
@@ -83,15 +72,17 @@ def _last_model(run: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
-def ae_reference(volume, tmp_path_factory) -> Path:
+def ae_reference(disc_volume, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("ae") / "reference"
-    _run_inline(_args("autoencoder", volume, out, []))
+    _run_inline(_args("autoencoder", disc_volume, out, []))
     return out
 
 
-def test_autoencoder_resume_after_sigkill_matches_uninterrupted(volume, ae_reference, tmp_path):
+def test_autoencoder_resume_after_sigkill_matches_uninterrupted(
+    disc_volume, ae_reference, tmp_path
+):
     out = tmp_path / "killed"
-    args = _args("autoencoder", volume, out, [])
+    args = _args("autoencoder", disc_volume, out, [])
     _kill_after_first_checkpoint(args, out)
     _run_inline([*args, "--resume"])
     assert checkpoint_dirs(out)[-1].name == f"step_{STEPS:07d}"
@@ -103,12 +94,12 @@ def test_autoencoder_resume_after_sigkill_matches_uninterrupted(volume, ae_refer
         torch.testing.assert_close(got_opt[key], ref_opt[key], rtol=0, atol=1e-6, msg=key)
 
 
-def test_ldt_resume_after_sigkill_matches_uninterrupted(volume, ae_reference, tmp_path):
+def test_ldt_resume_after_sigkill_matches_uninterrupted(disc_volume, ae_reference, tmp_path):
     extra = ["--autoencoder", str(ae_reference)]
     reference = tmp_path / "reference"
-    _run_inline(_args("ldt", volume, reference, extra))
+    _run_inline(_args("ldt", disc_volume, reference, extra))
     out = tmp_path / "killed"
-    args = _args("ldt", volume, out, extra)
+    args = _args("ldt", disc_volume, out, extra)
     _kill_after_first_checkpoint(args, out)
     _run_inline([*args, "--resume"])
     # ldt.safetensors holds the EMA weights (tiny preset: ema_decay 0.9), so this also checks
@@ -120,8 +111,8 @@ def test_ldt_resume_after_sigkill_matches_uninterrupted(volume, ae_reference, tm
     assert any(not torch.equal(raw[k], ema[k]) for k in ema)  # the export is the EMA
 
 
-def test_training_into_a_used_folder_without_resume_is_refused(volume, ae_reference, capsys):
-    code = cli.main(_args("autoencoder", volume, ae_reference, []))
+def test_training_into_a_used_folder_without_resume_is_refused(disc_volume, ae_reference, capsys):
+    code = cli.main(_args("autoencoder", disc_volume, ae_reference, []))
     assert code == 2
     err = capsys.readouterr().err.strip()
     assert "already holds checkpoints" in err and "--resume" in err

@@ -69,15 +69,15 @@ class PixelDiffusionSampler:
         x, size = pad_to_multiple(lr_up.to(self.device, torch.float32), self.network.stride)
         # A CPU generator: the same seed gives the same noise on every device.
         generator = torch.Generator().manual_seed(int(seed))
-        kwargs = dict(
+        sample = diffusion.sample_loop(
+            self.network,
+            x.shape,
+            sampler=sampler,
+            eta=cfg.eta,
             model_kwargs={"cond": to_diffusion_space(x)},
             generator=generator,
             progress=progress,
             clip_denoised=True,
             device=self.device,
         )
-        if sampler == "ddim":
-            sample = diffusion.ddim_sample_loop(self.network, x.shape, eta=cfg.eta, **kwargs)
-        else:
-            sample = diffusion.p_sample_loop(self.network, x.shape, **kwargs)
         return crop_to(from_diffusion_space(sample), size)

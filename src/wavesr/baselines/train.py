@@ -14,12 +14,12 @@ from torch import Tensor, nn
 from wavesr.baselines.edsr import EDSR, edsr_loss
 from wavesr.baselines.pixel_diffusion import build_unet, pixel_diffusion_loss
 from wavesr.bundle import save_bundle
-from wavesr.config import WaveSRConfig, save_config
+from wavesr.config import WaveSRConfig
 from wavesr.data.bank import SliceBank, step_generator
 from wavesr.degrade import degrade
 from wavesr.errors import ConfigError
-from wavesr.training.engine import TrainResult, train
-from wavesr.training.run import _check_data, _is_main
+from wavesr.training.engine import TrainResult
+from wavesr.training.run import check_data, run_task, slice_bank
 from wavesr.training.tasks import degradation_of, diffusion_of
 
 
@@ -115,18 +115,13 @@ def train_baseline(
 ) -> TrainResult:
     """Train baseline ``name`` ("edsr" or "pixel-diffusion"); the bundle is written to ``out``."""
     check_baseline_config(name, config)
-    _check_data(config.data.paths)
-    out = Path(out)
-    bank = SliceBank.from_paths(config.data.paths, config.data, progress=progress and _is_main())
-    if _is_main():
-        out.mkdir(parents=True, exist_ok=True)
-        save_config(config, out / "config.yaml")
-    task = TASKS[name](config, bank)
-    return train(
-        task,
+    check_data(config.data.paths)
+    bank = slice_bank(config, progress)
+    return run_task(
+        lambda: TASKS[name](config, bank),
+        config,
         config.baseline_training,
-        out,
-        config_dict=config.to_dict(),
+        Path(out),
         max_minutes=max_minutes,
         resume=resume,
         progress=progress,

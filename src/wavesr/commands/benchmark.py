@@ -6,8 +6,15 @@ import argparse
 import shlex
 from pathlib import Path
 
-from wavesr.commands.evaluate import parse_methods, parse_weights
-from wavesr.errors import ConfigError, InputError
+from wavesr.commands.evaluate import (
+    add_evaluation_options,
+    check_fid_weights,
+    eval_settings,
+    evaluation_argv,
+    parse_methods,
+    parse_weights,
+)
+from wavesr.errors import ConfigError
 
 DEFAULT_METHODS = ["bicubic", "autoencoder-oracle", "wavesr", "edsr", "pixel-diffusion"]
 
@@ -22,8 +29,6 @@ def register(subparsers) -> None:
         ),
     )
     p.add_argument("data", nargs="+", type=Path, metavar="DATA", help="files or folders")
-    p.add_argument("--scale", type=int, default=4, help="SR scale: 2, 4 or 8 (default 4)")
-    p.add_argument("--out", required=True, type=Path, help="output folder")
     p.add_argument(
         "--steps",
         nargs="+",
@@ -43,25 +48,6 @@ def register(subparsers) -> None:
         action="store_true",
         help="skip (and note) methods without weights instead of failing",
     )
-    p.add_argument("--max-slices", type=int, default=None, metavar="N", help="per DATA argument")
-    p.add_argument("--model", type=Path, default=None, help="WaveSR model folder")
-    p.add_argument(
-        "--weights",
-        action="append",
-        nargs="+",
-        default=[],
-        metavar="METHOD=DIR",
-        help="model folder for one method, e.g. edsr=runs/edsr",
-    )
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--batch", type=int, default=16, help="slices per SR call (default 16)")
-    p.add_argument("--degradation", default="bicubic", choices=["bicubic", "kspace"])
-    p.add_argument("--noise-sigma", type=float, default=0.0, help="Rician noise on the LR")
-    p.add_argument("--size", type=int, default=224, help="reduce larger slices to this size")
-    p.add_argument("--resize", default="area", choices=["area", "center-crop"])
-    p.add_argument("--no-fid", action="store_true", help="skip FID")
-    p.add_argument("--fid-slices", type=int, default=64, help="FID on at most N slices (0 = all)")
-    p.add_argument("--fid-weights", type=Path, default=None, metavar="PATH")
     p.add_argument("--figure-slices", type=int, default=3, help="Fig. 3/4 panels (default 3)")
     p.add_argument(
         "--speed-slices",
@@ -70,8 +56,7 @@ def register(subparsers) -> None:
         metavar="N",
         help="slices timed for the smaller step counts (default 8; 0 = all)",
     )
-    p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ... (default cpu)")
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_evaluation_options(p)
     p.set_defaults(func=run)
 
 
@@ -95,77 +80,31 @@ def command_line(args: argparse.Namespace, methods: list[str], steps: list[int])
         "wavesr",
         "benchmark",
         *map(str, args.data),
-        "--scale",
-        str(args.scale),
-        "--out",
-        str(args.out),
         "--steps",
         ",".join(map(str, steps)),
         "--methods",
         ",".join(methods),
-        "--seed",
-        str(args.seed),
-        "--batch",
-        str(args.batch),
-        "--degradation",
-        args.degradation,
-        "--size",
-        str(args.size),
-        "--resize",
-        args.resize,
         "--figure-slices",
         str(args.figure_slices),
         "--speed-slices",
         str(args.speed_slices),
-        "--device",
-        args.device,
     ]
-    if args.noise_sigma:
-        argv += ["--noise-sigma", repr(args.noise_sigma)]
-    if args.max_slices is not None:
-        argv += ["--max-slices", str(args.max_slices)]
-    if args.model is not None:
-        argv += ["--model", str(args.model)]
-    for group in args.weights:
-        argv += ["--weights", *group]
     if args.skip_missing:
         argv.append("--skip-missing")
-    if args.no_fid:
-        argv.append("--no-fid")
-    else:
-        argv += ["--fid-slices", str(args.fid_slices)]
-        if args.fid_weights is not None:
-            argv += ["--fid-weights", str(args.fid_weights)]
-    return shlex.join(argv)
+    return shlex.join(argv + evaluation_argv(args))
 
 
 def run(args: argparse.Namespace) -> int:
     from wavesr.benchmark import BenchmarkSettings, benchmark, write_benchmark
-    from wavesr.evaluate import EvalSettings
     from wavesr.io_atomic import check_output_path
     from wavesr.report import fmt
 
     methods = parse_methods(args.methods)
     weights = parse_weights(args.weights, methods)
     steps = parse_steps(args.steps)
-    if args.fid_weights is not None and not args.no_fid and not args.fid_weights.is_file():
-        raise InputError("FID weights file not found", args.fid_weights)
+    check_fid_weights(args)
     check_output_path(args.out / "benchmark.json", inputs=args.data, overwrite=True)
-    settings = EvalSettings(
-        scale=args.scale,
-        degradation=args.degradation,
-        noise_sigma=args.noise_sigma,
-        size=args.size,
-        resize=args.resize,
-        max_slices=args.max_slices,
-        seed=args.seed,
-        steps=steps[-1],
-        batch=args.batch,
-        device=args.device,
-        fid=not args.no_fid,
-        fid_slices=args.fid_slices,
-        fid_weights=args.fid_weights,
-    )
+    settings = eval_settings(args, steps[-1])
     options = BenchmarkSettings(
         steps=tuple(steps),
         figure_slices=args.figure_slices,

