@@ -19,7 +19,7 @@ import pytest
 
 SCALE = 4
 INPUT_COPIES = 10  # raw, moved, normalised, clipped, denormalised, ... copies of the input
-ALLOWANCE_MIB = 32
+ALLOWANCE_MIB = 96  # allocator slack; one batch-16 pass of intermediates alone is ~300 MiB
 
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="ru_maxrss in KiB is Linux's")
 
