@@ -122,9 +122,12 @@ def test_check_model_scale_message() -> None:
         check_model_scale(4, _ctx(scale=2), Path("m"))
 
 
-def test_oracle_needs_a_model() -> None:
-    with pytest.raises(ConfigError, match="autoencoder-oracle needs a model"):
-        build_method("autoencoder-oracle", _ctx())
+def test_oracle_defaults_to_the_bundled_model(monkeypatch, tmp_path: Path) -> None:
+    import wavesr.weights
+
+    monkeypatch.setattr(wavesr.weights, "default_model_dir", lambda: _bundle(tmp_path / "ae"))
+    method = build_method("autoencoder-oracle", _ctx())
+    assert method.info["model"] == str(tmp_path / "ae")
 
 
 def test_oracle_loads_an_autoencoder_bundle(tmp_path: Path) -> None:

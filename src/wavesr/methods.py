@@ -173,12 +173,7 @@ class AutoencoderOracle:
 
 @register_method("autoencoder-oracle")
 def _autoencoder_oracle(ctx: MethodContext) -> AutoencoderOracle:
-    path = model_dir_for("autoencoder-oracle", ctx)
-    if path is None:
-        raise ConfigError(
-            "method autoencoder-oracle needs a model: pass --model DIR or "
-            "--weights autoencoder-oracle=DIR"
-        )
+    path = model_dir_for("autoencoder-oracle", ctx) or _default_model_dir()
     return AutoencoderOracle(*_load_pipeline("autoencoder-oracle", path, ctx, need_ldt=False))
 
 
