@@ -24,8 +24,17 @@ def _same_encoder(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> boo
 def export_model(
     ldt_run: Path, out: Path, *, autoencoder_run: Path | None = None, fp16: bool = False
 ) -> Path:
-    """Write a self-contained model folder (autoencoder + LDT + latent scales) to ``out``."""
+    """Write a self-contained model folder (autoencoder + LDT + latent scales) to ``out``.
+
+    A baseline run (``edsr``, ``pixel-diffusion``) is copied as it is (optionally in fp16).
+    """
     ldt = load_bundle(ldt_run)
+    if ldt.kind in ("edsr", "pixel-diffusion") and autoencoder_run is None:
+        dtype = torch.float16 if fp16 else None
+        save_bundle(
+            out, ldt.kind, ldt.config, ldt.tensors, extras=ldt.extras, step=ldt.step, dtype=dtype
+        )
+        return out
     if ldt.kind != "wavesr" or "ldt" not in ldt.tensors:
         raise CheckpointError("not a WaveSR (autoencoder + LDT) run", ldt_run)
     config, autoencoder = ldt.config, ldt.tensors["autoencoder"]
