@@ -16,7 +16,12 @@ def _run(args: argparse.Namespace) -> int:
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("export", help="assemble a model folder (LDT run + autoencoder run)")
-    p.add_argument("--ldt", required=True, type=Path, help="run folder of `wavesr train ldt` (or of a baseline)")
+    p.add_argument(
+        "--ldt",
+        required=True,
+        type=Path,
+        help="run folder of `wavesr train ldt` (or of a baseline)",
+    )
     p.add_argument(
         "--autoencoder", type=Path, default=None, help="replace the autoencoder (same encoder)"
     )
