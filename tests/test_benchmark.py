@@ -172,8 +172,9 @@ def test_missing_weights_fail_up_front(tmp_path, monkeypatch, capsys) -> None:
     assert code == 2
     err = capsys.readouterr().err
     assert "missing weights" in err and "--skip-missing" in err
-    for name in ("autoencoder-oracle", "edsr", "pixel-diffusion"):
+    for name in ("edsr", "pixel-diffusion"):
         assert f"method {name}" in err
+    assert err.count("no bundled weights (test)") == 2  # wavesr and autoencoder-oracle
     assert not out.exists()
 
 
