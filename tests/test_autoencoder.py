@@ -209,3 +209,33 @@ def test_paper_preset_size_and_one_training_step():
         optimizer.step()
     assert ldt.x_embedder.weight.grad.abs().sum() > 0
     assert all(torch.isfinite(p.grad).all() for p in ldt.parameters() if p.grad is not None)
+
+
+def test_ll_detail_band_is_encoded_and_generated():
+    model = _tiny(ll_detail=True, band_scales=(0.5, 8.0, 8.0, 12.0, 5.0))
+    assert model.config.encoded_bands == 5 and model.config.generated_channels == 12
+    lr_up, hr = _images(2, 32)
+    lr_bands, hr_bands = dwt2(lr_up), dwt2(hr)
+    inputs = model.encoder_inputs(lr_bands, hr_bands)
+    torch.testing.assert_close(inputs[:, 4], hr_bands[:, 0] - lr_bands[:, 0])
+    torch.testing.assert_close(inputs[:, :4], torch.cat([lr_bands[:, :1], hr_bands[:, 1:]], 1))
+    with torch.no_grad():
+        latents = model.encode_pair(lr_up, hr).mode()
+        assert latents.shape == (2, 15, 4, 4)
+        ll_latent, generated = model.split_latents(latents)
+        bands = model.decode(ll_latent, generated, lr_bands[:, :1])
+        # The LL detail latent (the last 3 channels) reaches the decoded LL band.
+        changed = generated.clone()
+        changed[:, -3:] += 1.0
+        other = model.decode(ll_latent, changed, lr_bands[:, :1])
+    assert bands.shape == (2, 4, 16, 16)
+    assert (other[:, 0] - bands[:, 0]).abs().max() > 1e-4
+
+
+def test_ll_detail_needs_twelve_ldt_channels():
+    from wavesr.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="ldt.in_channels must be 12"):
+        load_config("tiny", overrides=["ldt.in_channels=9"])
+    config = load_config("tiny", overrides=["autoencoder.ll_detail=false", "ldt.in_channels=9"])
+    assert config.autoencoder.generated_channels == 9

@@ -24,7 +24,7 @@ from wavesr.errors import ConfigError
 def test_presets_load_and_validate(name):
     config = load_config(name)
     assert isinstance(config, WaveSRConfig) and config.name == name
-    assert config.ldt.in_channels == 3 * config.autoencoder.latent_channels
+    assert config.ldt.in_channels == config.autoencoder.generated_channels
     assert config.data.crop % (2 * config.autoencoder.downsample * config.ldt.patch_size) == 0
     assert name in preset_names()
 
@@ -35,7 +35,7 @@ def test_preset_values_are_read_from_yaml():
     assert paper.autoencoder_training.optim.lr == pytest.approx(1e-4)
     assert paper.ldt_training.optim.warmup_steps == 10000
     assert paper.ldt_training.optim.optimizer == "adamw"
-    assert paper.autoencoder.band_scales == (0.5, 4.0, 4.0, 4.0)  # tuple field stays a tuple
+    assert paper.autoencoder.band_scales == (0.5, 8.0, 8.0, 12.0, 5.0)  # tuple field stays a tuple
 
 
 @pytest.mark.parametrize(
@@ -64,7 +64,7 @@ def test_overrides_apply_and_are_typed():
         [
             "data.crop=64",
             "ldt_training.train.batch_size=3",
-            "autoencoder.band_scales=[1, 2, 3, 4]",
+            "autoencoder.band_scales=[1, 2, 3, 4, 5]",
             "data.axis=coronal",
             "autoencoder_training.optim.lr=1e-4",  # YAML 1.1 reads this as a string
             "diffusion.vlb_weight=1",  # an int where a float is expected
@@ -72,7 +72,7 @@ def test_overrides_apply_and_are_typed():
     )
     assert config.data.crop == 64
     assert config.ldt_training.train.batch_size == 3
-    assert config.autoencoder.band_scales == (1.0, 2.0, 3.0, 4.0)
+    assert config.autoencoder.band_scales == (1.0, 2.0, 3.0, 4.0, 5.0)
     assert config.data.axis == "coronal"
     assert config.autoencoder_training.optim.lr == pytest.approx(1e-4)
     assert isinstance(config.diffusion.vlb_weight, float)

@@ -57,7 +57,7 @@ def test_ldt_step_flops_are_one_forward_on_the_latent_grid():
     ldt = LatentDiffusionTransformer(config.ldt).eval()
     costs = measure_costs(ae, ldt, 32)
     side = 32 // ae.stride  # latent side
-    x, cond = torch.randn(1, 9, side, side), torch.randn(1, 3, side, side)
+    x, cond = torch.randn(1, 12, side, side), torch.randn(1, 3, side, side)
     with torch.no_grad():
         expected = flops_per_call(lambda: ldt(x, torch.tensor([1]), cond))
     assert costs.size == 32 and costs.ldt_step_flops == expected > 0

@@ -3,7 +3,8 @@
 One Stable-Diffusion-style KL encoder is shared by the four Haar sub-bands (Eq. 2): each band is a
 one-channel image of size H/2 x W/2 that becomes a 3-channel latent of size H/(2s) x W/(2s).
 The decoder (Eq. 3) takes the LR LL latent and the three HR high-frequency latents (12 channels)
-and returns all four HR sub-bands. Its final block also sees the grayscale LR LL band in pixel
+and returns all four HR sub-bands. With ``ll_detail`` on, a fifth band is encoded and generated:
+the LL detail LL_HR - LL_LR, the part of the HR LL band that a x4 LR image does not hold. Its final block also sees the grayscale LR LL band in pixel
 space (the "super-resolution-aware" conditioning); the LL output is predicted as a residual on top
 of the LR LL band. See docs/design.md for the reasons.
 """
@@ -21,7 +22,7 @@ from torch import Tensor, nn
 
 from wavesr.wavelet import dwt2, idwt2
 
-NUM_BANDS = 4
+NUM_BANDS = 4  # Haar sub-bands returned by the decoder: LL, LH, HL, HH
 HIGH_BANDS = 3
 
 
@@ -38,8 +39,22 @@ class AutoencoderConfig:
     final_layers: int = 1  # residual blocks in the conditioned final block
     # Sub-bands differ in scale by ~10x (LL in [0, 2], details ~0.05); they are multiplied by these
     # factors before the shared encoder and divided after the decoder.
+    # A fifth value scales the LL detail band (used when ll_detail is on).
     band_scales: tuple[float, ...] = (0.5, 4.0, 4.0, 4.0)
     ll_residual: bool = True  # LL output = LR LL + predicted correction
+    # Also encode (and let the LDT generate) LL_HR - LL_LR: at x4 the HR LL band holds frequencies
+    # the LR image lacks, which no HF band carries (docs/design.md, "What the LDT generates").
+    ll_detail: bool = False
+
+    @property
+    def encoded_bands(self) -> int:
+        """Bands through the shared encoder: LL_LR, LH, HL, HH (+ the LL detail)."""
+        return NUM_BANDS + int(self.ll_detail)
+
+    @property
+    def generated_channels(self) -> int:
+        """Latent channels the LDT generates (all encoded bands but LL_LR)."""
+        return self.latent_channels * (self.encoded_bands - 1)
 
     def block_out_channels(self) -> tuple[int, ...]:
         n_down = int(round(math.log2(self.downsample)))
@@ -117,7 +132,7 @@ class FrequencyAutoencoder(nn.Module):
             mid_block_add_attention=config.mid_attention,
         )
         self.decoder = Decoder(
-            in_channels=config.latent_channels * NUM_BANDS,
+            in_channels=config.latent_channels * config.encoded_bands,
             out_channels=widths[0],
             up_block_types=("UpDecoderBlock2D",) * n,
             block_out_channels=widths,
@@ -144,27 +159,36 @@ class FrequencyAutoencoder(nn.Module):
             scale = scale.view(-1, 1, 1, 1)
         return DiagonalGaussianDistribution(self.encoder(band * scale))
 
-    def encode_bands(self, bands: Tensor) -> DiagonalGaussianDistribution:
-        """(B, 4, h, w) bands [LL_LR, LH_HR, HL_HR, HH_HR] -> posterior over (B, 12, h/s, w/s).
+    def encoder_inputs(self, lr_bands: Tensor, hr_bands: Tensor) -> Tensor:
+        """Bands of LR-up and HR (B, 4, h, w) -> the encoded bands [LL_LR, LH, HL, HH(, dLL)]."""
+        bands = [lr_bands[:, :1], hr_bands[:, 1:]]
+        if self.config.ll_detail:
+            bands.append(hr_bands[:, :1] - lr_bands[:, :1])
+        return torch.cat(bands, dim=1)
 
-        All bands go through the shared encoder as one batch of 4B single-channel images.
+    def encode_pair(self, lr_up: Tensor, hr: Tensor) -> DiagonalGaussianDistribution:
+        """Images (B, 1, H, W) -> posterior over [LL_LR latent, generated latents]."""
+        return self.encode_bands(self.encoder_inputs(dwt2(lr_up), dwt2(hr)))
+
+    def encode_bands(self, bands: Tensor) -> DiagonalGaussianDistribution:
+        """(B, n, h, w) bands from :meth:`encoder_inputs` -> posterior over (B, 3n, h/s, w/s).
+
+        All bands go through the shared encoder as one batch of nB single-channel images.
         """
-        b = bands.shape[0]
-        flat = bands.transpose(0, 1).reshape(NUM_BANDS * b, 1, *bands.shape[-2:])
-        index = torch.arange(NUM_BANDS, device=bands.device).repeat_interleave(b)
+        b, n = bands.shape[:2]
+        flat = bands.transpose(0, 1).reshape(n * b, 1, *bands.shape[-2:])
+        index = torch.arange(n, device=bands.device).repeat_interleave(b)
         moments = self.encoder(flat * self.band_scales[index].view(-1, 1, 1, 1))
-        # (4B, 2*lc, h', w') -> (B, 2*4*lc) with mean channels first, then logvar channels.
+        # (nB, 2*lc, h', w') -> (B, 2*n*lc) with mean channels first, then logvar channels.
         lc = self.config.latent_channels
-        moments = moments.view(NUM_BANDS, b, 2, lc, *moments.shape[-2:]).permute(1, 2, 0, 3, 4, 5)
-        return DiagonalGaussianDistribution(
-            moments.reshape(b, 2 * NUM_BANDS * lc, *moments.shape[-2:])
-        )
+        moments = moments.view(n, b, 2, lc, *moments.shape[-2:]).permute(1, 2, 0, 3, 4, 5)
+        return DiagonalGaussianDistribution(moments.reshape(b, 2 * n * lc, *moments.shape[-2:]))
 
     def decode(self, ll_latent: Tensor, high_latents: Tensor, ll_lr: Tensor) -> Tensor:
-        """Eq. 3: LL latent (B, 3) + HF latents (B, 9) and the LR LL band -> (B, 4, h, w) bands."""
+        """Eq. 3: LL latent (B, 3) + generated latents (B, 9 or 12) and the LR LL band -> bands."""
         feats = self.decoder(torch.cat([ll_latent, high_latents], dim=1))
         feats = feats[..., : ll_lr.shape[-2], : ll_lr.shape[-1]]
-        out = self.final(feats, ll_lr) / self.band_scales.view(1, -1, 1, 1)
+        out = self.final(feats, ll_lr) / self.band_scales[:NUM_BANDS].view(1, -1, 1, 1)
         if self.config.ll_residual:
             out = torch.cat([out[:, :1] + ll_lr, out[:, 1:]], dim=1)
         return out
@@ -176,8 +200,7 @@ class FrequencyAutoencoder(nn.Module):
     def forward(self, lr_up: Tensor, hr: Tensor, *, sample: bool = True) -> dict[str, Tensor]:
         """Stage-1 pass on image pairs (B, 1, H, W) with H, W multiples of :attr:`stride`."""
         lr_bands, hr_bands = dwt2(lr_up), dwt2(hr)
-        inputs = torch.cat([lr_bands[:, :1], hr_bands[:, 1:]], dim=1)
-        posterior = self.encode_bands(inputs)
+        posterior = self.encode_bands(self.encoder_inputs(lr_bands, hr_bands))
         latents = posterior.sample() if sample else posterior.mode()
         ll_latent, high_latents = self.split_latents(latents)
         bands_hat = self.decode(ll_latent, high_latents, lr_bands[:, :1])

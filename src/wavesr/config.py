@@ -118,7 +118,11 @@ class WaveSRConfig:
                 self.ldt.conditioning in ("cross-attention", "concat"),
                 "ldt.conditioning: cross-attention|concat",
             ),
-            (self.ldt.in_channels == 3 * self.autoencoder.latent_channels, "ldt.in_channels"),
+            (
+                self.ldt.in_channels == self.autoencoder.generated_channels,
+                f"ldt.in_channels must be {self.autoencoder.generated_channels} (the latent "
+                "channels of the generated bands)",
+            ),
             (self.ldt.cond_channels == self.autoencoder.latent_channels, "ldt.cond_channels"),
         ]
         stride = 2 * self.autoencoder.downsample * self.ldt.patch_size
@@ -189,8 +193,9 @@ def _model_checks(config: WaveSRConfig) -> list[tuple[bool, str]]:
             ">= 1 and multiples of norm_num_groups",
         ),
         (
-            len(ae.band_scales) == 4 and all(s > 0 for s in ae.band_scales),
-            "autoencoder.band_scales needs 4 positive values (LL, LH, HL, HH)",
+            len(ae.band_scales) in (ae.encoded_bands, 5) and all(s > 0 for s in ae.band_scales),
+            f"autoencoder.band_scales needs {ae.encoded_bands} positive values "
+            "(LL, LH, HL, HH, and the LL detail when autoencoder.ll_detail is on)",
         ),
     ]
     for name in ("autoencoder_training", "ldt_training", "baseline_training"):

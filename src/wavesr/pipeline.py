@@ -133,7 +133,7 @@ class WaveSRPipeline:
         """Decode with the encoded HR high-frequency latents: what a perfect LDT would give."""
         x, size = pad_to_multiple(lr_up.to(self.device), self.stride)
         y, _ = pad_to_multiple(hr.to(self.device), self.stride)
-        latents = encode_slice_latents_from_pair(self.autoencoder, x, y)
+        latents = self.autoencoder.encode_pair(x, y).mode()
         ll_latent, high = self.autoencoder.split_latents(latents)
         bands = self.autoencoder.decode(ll_latent, high, dwt2(x)[:, :1])
         return crop_to(idwt2(bands), size).clamp(0.0, 1.0)
@@ -141,13 +141,6 @@ class WaveSRPipeline:
     def super_resolve(self, lr: Tensor, **kwargs) -> Tensor:
         """SR of LR slices at low resolution (B, 1, h, w) -> (B, 1, h*scale, w*scale)."""
         return self(upsample(lr.to(self.device), self.scale), **kwargs)
-
-
-def encode_slice_latents_from_pair(
-    autoencoder: FrequencyAutoencoder, lr_up: Tensor, hr: Tensor
-) -> Tensor:
-    lr_bands, hr_bands = dwt2(lr_up), dwt2(hr)
-    return autoencoder.encode_bands(torch.cat([lr_bands[:, :1], hr_bands[:, 1:]], dim=1)).mode()
 
 
 __all__ = ["WaveSRPipeline", "load_autoencoder", "encode_slice_latents"]

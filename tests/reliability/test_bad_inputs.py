@@ -997,7 +997,7 @@ OPTIONS = [
     Opt(
         "tr-set-bands",
         lambda e: _tr(e, *_tiny("--set", "autoencoder.band_scales=[1]")),
-        r"band_scales needs 4",
+        r"band_scales needs 5",
         "`--set autoencoder.band_scales=[1]` (was: traceback)",
     ),
     Opt(

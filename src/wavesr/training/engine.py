@@ -151,10 +151,13 @@ class EMA:
     @torch.no_grad()
     def update(self, model: nn.Module) -> None:
         for key, value in model.state_dict().items():
+            shadow = self.shadow[key]
+            if shadow.device != value.device:  # built before the model moved to the accelerator
+                shadow = self.shadow[key] = shadow.to(value.device)
             if value.dtype.is_floating_point:
-                self.shadow[key].lerp_(value.detach(), 1.0 - self.decay)
+                shadow.lerp_(value.detach(), 1.0 - self.decay)
             else:
-                self.shadow[key].copy_(value)
+                shadow.copy_(value)
 
 
 def train(

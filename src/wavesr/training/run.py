@@ -6,6 +6,8 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
+import torch
+
 from wavesr.bundle import load_bundle
 from wavesr.config import StageConfig, WaveSRConfig, save_config
 from wavesr.data.bank import SliceBank
@@ -108,11 +110,14 @@ def train_ldt(
     config.data.scale = ae_bundle.config.data.scale
     config.data.degradation = ae_bundle.config.data.degradation
     config.validate()
-    autoencoder = load_autoencoder(ae_bundle)
+    # Encoding every training slice is the slow part of the cache: do it on the GPU if there is one.
+    encode_on = "cuda" if torch.cuda.is_available() else "cpu"
+    autoencoder = load_autoencoder(ae_bundle, encode_on)
     for p in autoencoder.parameters():
         p.requires_grad_(False)
     bank = slice_bank(config, progress)
     cache = LatentCache.build(autoencoder, bank, config, progress=progress and is_main_rank())
+    autoencoder.cpu()
     return run_task(
         lambda: LDTTask(config, autoencoder, cache, autoencoder_source=str(autoencoder_run)),
         config,

@@ -22,7 +22,6 @@ from wavesr.degrade import Degradation, degrade, pad_to_multiple
 from wavesr.diffusion import create_diffusion
 from wavesr.errors import CheckpointError
 from wavesr.transformer import LatentDiffusionTransformer
-from wavesr.wavelet import dwt2
 
 
 def load_matching(model: nn.Module, tensors: dict[str, Tensor]) -> set[str]:
@@ -102,15 +101,13 @@ class AutoencoderTask:
 def encode_slice_latents(
     autoencoder: FrequencyAutoencoder, hr: Tensor, degradation: Degradation, *, seed: int = 0
 ) -> Tensor:
-    """HR image(s) (B, 1, H, W), H, W multiples of the stride -> latents (B, 12, h, w)."""
+    """HR image(s) (B, 1, H, W), H, W multiples of the stride -> latents (B, 12 or 15, h, w)."""
     _, lr_up = degrade(hr, degradation, seed=seed)
-    lr_bands, hr_bands = dwt2(lr_up), dwt2(hr)
-    inputs = torch.cat([lr_bands[:, :1], hr_bands[:, 1:]], dim=1)
-    return autoencoder.encode_bands(inputs).mode()
+    return autoencoder.encode_pair(lr_up, hr).mode()
 
 
 class LatentCache:
-    """Posterior-mode latents of every training slice: cond (LR LL, 3 ch) and HF (HR, 9 ch)."""
+    """Posterior-mode latents of every training slice: cond (LR LL, 3 ch) and generated (9/12 ch)."""
 
     def __init__(self, latents: list[Tensor]) -> None:
         self.latents = latents
@@ -132,6 +129,7 @@ class LatentCache:
     ) -> LatentCache:
         """Encode (at most ``data.cache_max_slices``, evenly spaced) slices in same-size batches."""
         autoencoder.eval()
+        device = next(autoencoder.parameters()).device
         multiple = autoencoder.stride * config.ldt.patch_size
         degradation = degradation_of(config)
         n = len(bank.slices)
@@ -147,8 +145,9 @@ class LatentCache:
                 group = indices[start : start + batch_size]
                 hr = torch.stack([torch.from_numpy(bank.slices[i]) for i in group])[:, None]
                 hr, _ = pad_to_multiple(_pad_at_least(hr, config.data.crop), multiple)
+                hr = hr.to(device)
                 z = encode_slice_latents(autoencoder, hr, degradation, seed=group[0])
-                latents.extend(z.unbind(0))
+                latents.extend(z.cpu().unbind(0))
                 bar.update(len(group))
         bar.close()
         return cls(latents)
@@ -156,7 +155,7 @@ class LatentCache:
     def batch(
         self, step: int, batch_size: int, size: int, seed: int, rank: int
     ) -> tuple[Tensor, Tensor]:
-        """Scaled (x0 HF latents (B, 9, size, size), cond (B, 3, size, size)) for this step."""
+        """Scaled (x0 generated latents (B, 9/12, size, size), cond (B, 3, size, size))."""
         gen = step_generator(seed, step, rank)
         picks = torch.randint(0, len(self.latents), (batch_size,), generator=gen)
         windows = []
