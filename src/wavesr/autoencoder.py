@@ -4,7 +4,8 @@ One Stable-Diffusion-style KL encoder is shared by the four Haar sub-bands (Eq. 
 one-channel image of size H/2 x W/2 that becomes a 3-channel latent of size H/(2s) x W/(2s).
 The decoder (Eq. 3) takes the LR LL latent and the three HR high-frequency latents (12 channels)
 and returns all four HR sub-bands. With ``ll_detail`` on, a fifth band is encoded and generated:
-the LL detail LL_HR - LL_LR, the part of the HR LL band that a x4 LR image does not hold. Its final block also sees the grayscale LR LL band in pixel
+the LL detail LL_HR - LL_LR, the part of the HR LL band that a x4 LR image does not hold.
+The decoder's final block also sees the grayscale LR LL band in pixel
 space (the "super-resolution-aware" conditioning); the LL output is predicted as a residual on top
 of the LR LL band. See docs/design.md for the reasons.
 """

@@ -107,7 +107,7 @@ def encode_slice_latents(
 
 
 class LatentCache:
-    """Posterior-mode latents of every training slice: cond (LR LL, 3 ch) and generated (9/12 ch)."""
+    """Posterior-mode latents of all training slices: cond (LR LL, 3 ch), generated (9/12 ch)."""
 
     def __init__(self, latents: list[Tensor]) -> None:
         self.latents = latents
