@@ -59,7 +59,9 @@ def _cmd_train(args: argparse.Namespace) -> int:
     elif args.model == "ldt":
         if not args.autoencoder:
             raise WaveSRError("wavesr train ldt needs --autoencoder RUN_AE (a stage-1 run folder)")
-        result = run.train_ldt(config, Path(args.autoencoder), out, **common)
+        result = run.train_ldt(
+            config, Path(args.autoencoder), out, init_from=args.init_from, **common
+        )
     else:
         from wavesr.baselines.train import train_baseline
 
@@ -89,7 +91,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--max-steps", type=positive_int, default=None, help="override the stage's max_steps"
     )
     p.add_argument(
-        "--init-from", type=Path, help="autoencoder: start from this run's matching weights"
+        "--init-from",
+        type=Path,
+        help="autoencoder / ldt: start from this run's matching weights (fine-tuning); "
+        "an ldt run also keeps its latent scales",
     )
     p.add_argument(
         "--freeze-encoder",

@@ -116,12 +116,14 @@ class WaveSRPipeline:
         b, _, h, w = ll_latent.shape
         generator = torch.Generator(device=self.device).manual_seed(seed)
         shape = (b, self.config.ldt.in_channels, h, w)
+        noise = torch.randn(shape, generator=generator, device=self.device)
         sample = diffusion.sample_loop(
             self.ldt,
             shape,
             sampler=sampler,
             eta=cfg.eta,
             model_kwargs={"cond": ll_latent * self.cond_scale},
+            noise=noise * cfg.temperature,
             generator=generator,
             progress=progress,
             device=self.device,

@@ -227,3 +227,14 @@ def test_sigterm_saves_checkpoint_and_exits_cleanly(disc_volume, tmp_path):
     for path in files:
         assert path.suffix not in PICKLE_SUFFIXES, path
         assert not _looks_pickled(path), path
+
+
+def test_ema_follows_the_model_to_another_device() -> None:
+    """EMA shadows are made before accelerate moves the model; update() must follow it."""
+    from wavesr.training.engine import EMA
+
+    model = torch.nn.Linear(2, 2)
+    ema = EMA(model, 0.5)
+    model.to("meta")  # stands for the GPU: a device other than the shadows'
+    ema.update(model)
+    assert all(v.device.type == "meta" for v in ema.shadow.values())

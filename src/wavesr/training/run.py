@@ -102,9 +102,21 @@ def train_ldt(
     max_minutes: float | None,
     resume: bool,
     progress: bool = True,
+    init_from: Path | None = None,
 ) -> TrainResult:
-    """Stage 2: the autoencoder's architecture and data settings come from its own bundle."""
+    """Stage 2: the autoencoder's architecture and data settings come from its own bundle.
+
+    ``init_from`` (a model bundle) fine-tunes its LDT and keeps its latent scales, so that the
+    weights see latents scaled as they were trained on.
+    """
     check_data(config.data.paths)
+    init, scales = None, None
+    if init_from is not None:
+        init_bundle = load_bundle(init_from)
+        init = init_bundle.tensors.get("ldt")
+        if init is None:
+            raise ConfigError(f"--init-from {init_from} holds no LDT weights")
+        scales = (init_bundle.extras.get("hf_scale"), init_bundle.extras.get("cond_scale"))
     ae_bundle = load_bundle(autoencoder_run)
     config.autoencoder = ae_bundle.config.autoencoder
     config.data.scale = ae_bundle.config.data.scale
@@ -117,9 +129,13 @@ def train_ldt(
         p.requires_grad_(False)
     bank = slice_bank(config, progress)
     cache = LatentCache.build(autoencoder, bank, config, progress=progress and is_main_rank())
+    if scales is not None and None not in scales:
+        cache.hf_scale, cache.cond_scale = float(scales[0]), float(scales[1])
     autoencoder.cpu()
     return run_task(
-        lambda: LDTTask(config, autoencoder, cache, autoencoder_source=str(autoencoder_run)),
+        lambda: LDTTask(
+            config, autoencoder, cache, autoencoder_source=str(autoencoder_run), init_from=init
+        ),
         config,
         config.ldt_training,
         out,

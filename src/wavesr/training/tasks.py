@@ -187,14 +187,19 @@ class LDTTask:
         cache: LatentCache,
         *,
         autoencoder_source: str = "",
+        init_from: dict[str, Tensor] | None = None,
     ) -> None:
         self.config, self.autoencoder, self.cache = config, autoencoder, cache
         self.diffusion = diffusion_of(config)
         self.latent_crop = config.data.crop // autoencoder.stride
         self.autoencoder_source = autoencoder_source
+        self.init_from = init_from
 
     def build_model(self) -> nn.Module:
-        return LatentDiffusionTransformer(self.config.ldt)
+        model = LatentDiffusionTransformer(self.config.ldt)
+        if self.init_from is not None and not load_matching(model, self.init_from):
+            raise CheckpointError("--init-from holds no LDT weights that fit this config")
+        return model
 
     def compute_loss(self, model: nn.Module, step: int, rank: int) -> dict[str, Tensor]:
         train = self.config.ldt_training.train
