@@ -32,3 +32,30 @@ def test_temperature_scales_the_starting_noise(tiny_model) -> None:
     pipe.config.diffusion.temperature = 1.0
     full = pipe.sample_high_frequency_latents(cond, steps=3, seed=4, sampler="ddim", progress=False)
     assert half.shape == full.shape and not torch.allclose(half, full)
+
+
+def test_out_of_range_temperature_is_a_config_error(tiny_model) -> None:
+    import pytest
+
+    from wavesr.errors import ConfigError
+
+    pipe = WaveSRPipeline.from_pretrained(tiny_model)
+    with pytest.raises(ConfigError, match="temperature"):
+        pipe(_lr_up(), temperature=1.5)
+
+
+def test_sr_command_passes_the_temperature(tiny_model, tmp_path) -> None:
+    """`wavesr sr --temperature 0` gives the same output for two seeds."""
+    import numpy as np
+
+    from wavesr.cli import main
+
+    lr = np.random.default_rng(0).random((8, 8)).astype(np.float32)
+    np.save(tmp_path / "lr.npy", lr)
+    outs = []
+    for seed in ("1", "2"):
+        out = tmp_path / f"sr{seed}.npy"
+        argv = ["sr", str(tmp_path / "lr.npy"), "-o", str(out), "--model", str(tiny_model)]
+        assert main([*argv, "--temperature", "0", "--seed", seed, "--steps", "2", "--quiet"]) == 0
+        outs.append(np.load(out))
+    np.testing.assert_array_equal(outs[0], outs[1])

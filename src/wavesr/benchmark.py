@@ -209,6 +209,7 @@ def benchmark(
         seed=settings.seed,
         device=settings.device,
         batch=settings.batch,
+        temperature=settings.temperature,
     )
     built, skipped = build_methods(
         list(dict.fromkeys(methods)), ctx, skip_missing=options.skip_missing

@@ -75,6 +75,7 @@ class EvalSettings:
     fid: bool = True
     fid_slices: int = 64  # FID on at most this many evenly spaced slices (Inception is slow on CPU)
     fid_weights: Path | None = None
+    temperature: float | None = None  # WaveSR sampling; None: the model's own
 
     def validate(self) -> Degradation:
         deg = Degradation(self.degradation, self.scale, self.noise_sigma)
@@ -88,6 +89,8 @@ class EvalSettings:
             raise ConfigError(f"--batch must be at least 1, got {self.batch}")
         if self.steps < 1:
             raise ConfigError(f"--steps must be at least 1, got {self.steps}")
+        if self.temperature is not None and not 0.0 <= self.temperature <= 1.0:
+            raise ConfigError(f"--temperature must be in [0, 1], got {self.temperature}")
         _check_device(self.device)
         return deg
 
@@ -414,6 +417,7 @@ def evaluate(
         seed=settings.seed,
         device=settings.device,
         batch=settings.batch,
+        temperature=settings.temperature,
     )
     names = list(dict.fromkeys(methods))
     built = [build_method(name, ctx) for name in names]  # model errors before any work

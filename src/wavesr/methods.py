@@ -43,6 +43,7 @@ class MethodContext:
     seed: int = 0
     device: str = "cpu"
     batch: int = 16
+    temperature: float | None = None  # None: the model's own diffusion.temperature
 
 
 class SRMethod(Protocol):
@@ -182,8 +183,16 @@ class WaveSR:
 
     name = "wavesr"
 
-    def __init__(self, pipeline, steps: int, seed: int, info: dict | None = None) -> None:
+    def __init__(
+        self,
+        pipeline,
+        steps: int,
+        seed: int,
+        info: dict | None = None,
+        temperature: float | None = None,
+    ) -> None:
         self.pipeline, self.steps, self.seed, self.info = pipeline, steps, seed, info or {}
+        self.temperature = temperature
 
     def network(self) -> torch.nn.Module:
         return torch.nn.ModuleDict(
@@ -194,7 +203,7 @@ class WaveSR:
         return lambda: self(lr_up, lr_up, lr_up)
 
     def __call__(self, lr: Tensor, lr_up: Tensor, hr: Tensor) -> Tensor:
-        return self.pipeline(lr_up, steps=self.steps, seed=self.seed)
+        return self.pipeline(lr_up, steps=self.steps, seed=self.seed, temperature=self.temperature)
 
 
 def _default_model_dir() -> Path:
@@ -214,7 +223,11 @@ def _default_model_dir() -> Path:
 def _wavesr(ctx: MethodContext) -> WaveSR:
     path = model_dir_for("wavesr", ctx) or _default_model_dir()
     pipeline, info = _load_pipeline("wavesr", path, ctx, need_ldt=True)
-    return WaveSR(pipeline, ctx.steps, ctx.seed, {**info, "steps": ctx.steps})
+    temperature = (
+        pipeline.config.diffusion.temperature if ctx.temperature is None else ctx.temperature
+    )
+    info = {**info, "steps": ctx.steps, "temperature": temperature}
+    return WaveSR(pipeline, ctx.steps, ctx.seed, info, temperature)
 
 
 def _load_plugin(module: str) -> None:

@@ -17,7 +17,7 @@ from wavesr.autoencoder import FrequencyAutoencoder
 from wavesr.bundle import Bundle, load_bundle
 from wavesr.config import WaveSRConfig
 from wavesr.degrade import crop_to, pad_to_multiple, upsample
-from wavesr.errors import CheckpointError
+from wavesr.errors import CheckpointError, ConfigError
 from wavesr.training.checkpoint import load_state_into
 from wavesr.training.tasks import diffusion_of, encode_slice_latents
 from wavesr.transformer import LatentDiffusionTransformer
@@ -85,16 +85,25 @@ class WaveSRPipeline:
         steps: int | None = None,
         seed: int = 0,
         sampler: str | None = None,
+        temperature: float | None = None,
         progress: bool = False,
     ) -> Tensor:
-        """SR of LR slices already on the HR grid: (B, 1, H, W) in [0, 1] -> (B, 1, H, W)."""
+        """SR of LR slices already on the HR grid: (B, 1, H, W) in [0, 1] -> (B, 1, H, W).
+
+        ``steps``, ``sampler`` and ``temperature`` default to the model's ``diffusion`` config.
+        """
         if self.ldt is None:
             raise CheckpointError("this model has no LDT (an autoencoder-only run)", None)
         x, size = pad_to_multiple(lr_up.to(self.device), self.stride)
         ll_lr = dwt2(x)[:, :1]
         ll_latent = self.autoencoder.encode_band(ll_lr, 0).mode()
         high_latents = self.sample_high_frequency_latents(
-            ll_latent, steps=steps, seed=seed, sampler=sampler, progress=progress
+            ll_latent,
+            steps=steps,
+            seed=seed,
+            sampler=sampler,
+            temperature=temperature,
+            progress=progress,
         )
         bands = self.autoencoder.decode(ll_latent, high_latents, ll_lr)
         return crop_to(idwt2(bands), size).clamp(0.0, 1.0)
@@ -107,8 +116,12 @@ class WaveSRPipeline:
         seed: int,
         sampler: str | None,
         progress: bool,
+        temperature: float | None = None,
     ) -> Tensor:
         cfg = self.config.diffusion
+        temperature = cfg.temperature if temperature is None else temperature
+        if not 0.0 <= temperature <= 1.0:
+            raise ConfigError(f"--temperature must be in [0, 1], got {temperature}")
         steps = steps or cfg.sample_steps
         sampler = sampler or cfg.sampler
         respacing = f"ddim{steps}" if sampler == "ddim" else str(steps)
@@ -123,7 +136,7 @@ class WaveSRPipeline:
             sampler=sampler,
             eta=cfg.eta,
             model_kwargs={"cond": ll_latent * self.cond_scale},
-            noise=noise * cfg.temperature,
+            noise=noise * temperature,
             generator=generator,
             progress=progress,
             device=self.device,

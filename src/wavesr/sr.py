@@ -51,6 +51,7 @@ class SROptions:
     axis: int | str | None = None
     overwrite: bool = False
     sampler: str = "ddim"
+    temperature: float | None = None  # None: the model's own diffusion.temperature
     progress: bool = True
 
 
@@ -160,6 +161,8 @@ def _check_options(opts: SROptions) -> None:
         raise ConfigError(f"--steps must be >= 1, got {opts.steps}")
     if opts.batch < 1:
         raise ConfigError(f"--batch must be >= 1, got {opts.batch}")
+    if opts.temperature is not None and not 0.0 <= opts.temperature <= 1.0:
+        raise ConfigError(f"--temperature must be in [0, 1], got {opts.temperature}")
     if opts.sampler not in SAMPLERS:
         raise ConfigError(f"--sampler must be one of {', '.join(SAMPLERS)}, got {opts.sampler!r}")
     if opts.device.startswith("cuda") and not torch.cuda.is_available():
@@ -193,7 +196,13 @@ def super_resolve_stack(
         for part in batches(len(model_idx), opts.batch):
             idx = model_idx[part]
             x = _to_grid(stack.slices[idx], factor, device)
-            sr = pipeline(x, steps=opts.steps, seed=opts.seed + int(idx[0]), sampler=opts.sampler)
+            sr = pipeline(
+                x,
+                steps=opts.steps,
+                seed=opts.seed + int(idx[0]),
+                sampler=opts.sampler,
+                temperature=opts.temperature,
+            )
             out[idx] = _denormalized(sr, stack, idx)
             bar.update(len(idx))
     for part in batches(len(other_idx), opts.batch):

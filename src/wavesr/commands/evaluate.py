@@ -70,6 +70,12 @@ def add_evaluation_options(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--seed", type=seed_int, default=0)
     p.add_argument("--batch", type=int, default=16, help="slices per SR call (default 16)")
+    p.add_argument(
+        "--temperature",
+        type=float,
+        default=None,
+        help="WaveSR starting-noise scale in [0, 1] (default: the model's own)",
+    )
     p.add_argument("--no-fid", action="store_true", help="skip FID")
     p.add_argument(
         "--fid-slices",
@@ -132,6 +138,8 @@ def evaluation_argv(args: argparse.Namespace) -> list[str]:
         argv += ["--noise-sigma", repr(args.noise_sigma)]
     if args.max_slices is not None:
         argv += ["--max-slices", str(args.max_slices)]
+    if args.temperature is not None:
+        argv += ["--temperature", repr(args.temperature)]
     if args.model is not None:
         argv += ["--model", str(args.model)]
     for group in args.weights:
@@ -169,6 +177,7 @@ def eval_settings(args: argparse.Namespace, steps: int) -> EvalSettings:
         fid=not args.no_fid,
         fid_slices=args.fid_slices,
         fid_weights=args.fid_weights,
+        temperature=args.temperature,
     )
 
 

@@ -21,6 +21,7 @@ def _run(args: argparse.Namespace) -> int:
         axis=args.axis,
         overwrite=args.overwrite,
         sampler=args.sampler,
+        temperature=args.temperature,
         progress=not args.quiet,
     )
     result = run_sr(args.input, args.output, model=args.model, options=options)
@@ -51,6 +52,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="model folder from `wavesr train ldt` (default: the bundled model)",
     )
     p.add_argument("--steps", type=int, default=50, help="sampling steps (default 50)")
+    p.add_argument(
+        "--temperature",
+        type=float,
+        default=None,
+        help="starting-noise scale in [0, 1]: lower = fewer invented details (default: model's)",
+    )
     p.add_argument(
         "--seed", type=seed_int, default=0, help="sampling seed (same seed, same output)"
     )
