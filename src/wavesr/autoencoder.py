@@ -13,6 +13,7 @@ of the LR LL band. See docs/design.md for the reasons.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
 import torch
@@ -198,12 +199,25 @@ class FrequencyAutoencoder(nn.Module):
         lc = self.config.latent_channels
         return latents[:, :lc], latents[:, lc:]
 
-    def forward(self, lr_up: Tensor, hr: Tensor, *, sample: bool = True) -> dict[str, Tensor]:
-        """Stage-1 pass on image pairs (B, 1, H, W) with H, W multiples of :attr:`stride`."""
+    def forward(
+        self,
+        lr_up: Tensor,
+        hr: Tensor,
+        *,
+        sample: bool = True,
+        replace_generated: Callable[[Tensor, Tensor], Tensor] | None = None,
+    ) -> dict[str, Tensor]:
+        """Stage-1 pass on image pairs (B, 1, H, W) with H, W multiples of :attr:`stride`.
+
+        ``replace_generated(ll_latent, generated)`` swaps the encoded generated latents for others
+        before decoding (robust decoder training on what an LDT produces).
+        """
         lr_bands, hr_bands = dwt2(lr_up), dwt2(hr)
         posterior = self.encode_bands(self.encoder_inputs(lr_bands, hr_bands))
         latents = posterior.sample() if sample else posterior.mode()
         ll_latent, high_latents = self.split_latents(latents)
+        if replace_generated is not None:
+            high_latents = replace_generated(ll_latent, high_latents)
         bands_hat = self.decode(ll_latent, high_latents, lr_bands[:, :1])
         return {
             "bands_hat": bands_hat,

@@ -54,7 +54,12 @@ def _cmd_train(args: argparse.Namespace) -> int:
     common = dict(max_minutes=args.max_minutes, resume=args.resume, progress=not args.quiet)
     if args.model == "autoencoder":
         result = run.train_autoencoder(
-            config, out, init_from=args.init_from, freeze_encoder=args.freeze_encoder, **common
+            config,
+            out,
+            init_from=args.init_from,
+            freeze_encoder=args.freeze_encoder,
+            robust_to=args.robust_to,
+            **common,
         )
     elif args.model == "ldt":
         if not args.autoencoder:
@@ -100,6 +105,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--freeze-encoder",
         action="store_true",
         help="autoencoder: keep the --init-from encoder fixed (an LDT trained on it stays valid)",
+    )
+    p.add_argument(
+        "--robust-to",
+        type=Path,
+        help="autoencoder: fine-tune the decoder on latents predicted by this model's LDT "
+        "(with --init-from and --freeze-encoder)",
     )
     p.add_argument("--resume", action="store_true", help="continue from the latest checkpoint")
     p.add_argument("--quiet", action="store_true", help="no progress bar")

@@ -31,3 +31,32 @@ def test_ldt_init_from_needs_ldt_weights(train_data, tiny_autoencoder, tmp_path:
     code = main([*argv, "--init-from", str(tiny_autoencoder), "--out", str(tmp_path / "x")])
     assert code == 2
     assert "holds no LDT weights" in capsys.readouterr().err
+
+
+def test_robust_decoder_fine_tuning_keeps_the_encoder(train_data, tiny_model, tmp_path: Path):
+    """`--robust-to MODEL` trains the decoder on LDT-predicted latents; the encoder is unchanged."""
+    out = tmp_path / "robust"
+    argv = ["train", "autoencoder", *tiny_train_args(train_data), "--max-steps", "2"]
+    tuned_args = [
+        "--init-from",
+        str(tiny_model),
+        "--freeze-encoder",
+        "--robust-to",
+        str(tiny_model),
+    ]
+    assert main([*argv, *tuned_args, "--out", str(out)]) == 0
+    start, tuned = load_bundle(tiny_model).tensors["autoencoder"], load_bundle(out)
+    changed = 0
+    for name, value in tuned.tensors["autoencoder"].items():
+        if name.startswith("encoder."):
+            torch.testing.assert_close(value, start[name])
+        else:
+            changed += int(not torch.equal(value, start[name]))
+    assert changed > 0  # the decoder did train
+
+
+def test_robust_to_needs_a_frozen_encoder(train_data, tiny_model, tmp_path: Path, capsys):
+    argv = ["train", "autoencoder", *tiny_train_args(train_data), "--init-from", str(tiny_model)]
+    code = main([*argv, "--robust-to", str(tiny_model), "--out", str(tmp_path / "x")])
+    assert code == 2
+    assert "--robust-to needs --freeze-encoder" in capsys.readouterr().err

@@ -15,7 +15,7 @@ from wavesr.data.types import missing_error
 from wavesr.errors import ConfigError
 from wavesr.pipeline import load_autoencoder
 from wavesr.training.engine import Task, TrainResult, train
-from wavesr.training.tasks import AutoencoderTask, LatentCache, LDTTask
+from wavesr.training.tasks import AutoencoderTask, LatentCache, LDTStandIn, LDTTask
 
 
 def check_data(paths: list[str]) -> None:
@@ -72,8 +72,13 @@ def train_autoencoder(
     progress: bool = True,
     init_from: Path | None = None,
     freeze_encoder: bool = False,
+    robust_to: Path | None = None,
 ) -> TrainResult:
-    """Stage 1; ``init_from`` (a bundle) starts from its matching weights (fine-tuning)."""
+    """Stage 1; ``init_from`` (a bundle) starts from its matching weights (fine-tuning).
+
+    ``robust_to`` (a model bundle with an LDT trained on this encoder; needs ``freeze_encoder``)
+    fine-tunes the decoder on a mix of encoded and LDT-predicted latents (`LDTStandIn`).
+    """
     check_data(config.data.paths)
     init = None
     if init_from is not None:
@@ -82,9 +87,19 @@ def train_autoencoder(
             raise ConfigError(f"--init-from {init_from} holds no autoencoder weights")
     elif freeze_encoder:
         raise ConfigError("--freeze-encoder needs --init-from RUN (an encoder to keep)")
+    stand_in = None
+    if robust_to is not None:
+        if not freeze_encoder:
+            raise ConfigError("--robust-to needs --freeze-encoder (the LDT's latents must stay)")
+        model_bundle = load_bundle(robust_to)
+        if "ldt" not in model_bundle.tensors:
+            raise ConfigError(f"--robust-to {robust_to} holds no LDT weights")
+        stand_in = LDTStandIn(model_bundle)
     bank = slice_bank(config, progress)
     return run_task(
-        lambda: AutoencoderTask(config, bank, init_from=init, freeze_encoder=freeze_encoder),
+        lambda: AutoencoderTask(
+            config, bank, init_from=init, freeze_encoder=freeze_encoder, stand_in=stand_in
+        ),
         config,
         config.autoencoder_training,
         out,

@@ -50,6 +50,43 @@ def diffusion_of(config: WaveSRConfig, respacing: str | int | None = None):
     )
 
 
+class LDTStandIn:
+    """What an LDT hands the decoder, cheaply: its one-step x0 prediction from the encoded HR
+    latents noised to a random timestep (uniform over the schedule), for a random half of the
+    batch; the other half keeps the encoded latents.
+
+    A decoder trained only on encoded latents trusts them fully; at inference it gets sampled
+    latents that are right in the coarse structure and wrong in the fine detail. Training on
+    this mix (`wavesr train autoencoder --robust-to MODEL`, encoder frozen) teaches it to use
+    them as far as they are reliable.
+    """
+
+    def __init__(self, bundle, fraction: float = 0.5) -> None:
+        from wavesr.training.checkpoint import load_state_into
+
+        self.ldt = LatentDiffusionTransformer(bundle.config.ldt)
+        load_state_into(self.ldt, bundle.tensors["ldt"], bundle.root)
+        self.ldt.eval().requires_grad_(False)
+        self.diffusion = diffusion_of(bundle.config)
+        self.hf_scale = float(bundle.extras.get("hf_scale", 1.0))
+        self.cond_scale = float(bundle.extras.get("cond_scale", 1.0))
+        self.fraction = fraction
+        self.generator = torch.Generator()
+
+    @torch.no_grad()
+    def __call__(self, ll_latent: Tensor, generated: Tensor) -> Tensor:
+        device, b = generated.device, generated.shape[0]
+        self.ldt.to(device)
+        gen = self.generator
+        t = torch.randint(0, self.diffusion.num_timesteps, (b,), generator=gen).to(device)
+        noise = torch.randn(generated.shape, generator=gen).to(device)
+        x_t = self.diffusion.q_sample(generated.detach() * self.hf_scale, t, noise)
+        cond = {"cond": ll_latent.detach() * self.cond_scale}
+        x0 = self.diffusion.p_mean_variance(self.ldt, x_t, t, model_kwargs=cond)["pred_xstart"]
+        keep = (torch.rand(b, generator=gen) >= self.fraction).to(device).view(-1, 1, 1, 1)
+        return torch.where(keep, generated, x0 / self.hf_scale)
+
+
 class AutoencoderTask:
     name = "autoencoder"
 
@@ -60,10 +97,12 @@ class AutoencoderTask:
         *,
         init_from: dict[str, Tensor] | None = None,
         freeze_encoder: bool = False,
+        stand_in: LDTStandIn | None = None,
     ) -> None:
         self.config, self.bank = config, bank
         self.degradation = degradation_of(config)
         self.init_from, self.freeze_encoder = init_from, freeze_encoder
+        self.stand_in = stand_in
 
     def build_model(self) -> nn.Module:
         model = FrequencyAutoencoder(self.config.autoencoder)
@@ -84,7 +123,9 @@ class AutoencoderTask:
         device = next(model.parameters()).device
         _, lr_up = degrade(hr, self.degradation, generator=step_generator(train.seed, step, rank))
         hr, lr_up = hr.to(device), lr_up.to(device)
-        return autoencoder_losses(model(lr_up, hr), hr)
+        if self.stand_in is not None:
+            self.stand_in.generator.manual_seed(train.seed * 1_000_003 + step * 97 + rank)
+        return autoencoder_losses(model(lr_up, hr, replace_generated=self.stand_in), hr)
 
     def export(self, model: nn.Module, run_dir: Path, step: int) -> None:
         save_bundle(
