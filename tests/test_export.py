@@ -91,3 +91,15 @@ def test_freeze_encoder_needs_init_from(train_data, tmp_path, capsys):
         ]
     )
     assert code == 2 and "--init-from" in capsys.readouterr().err
+
+
+def test_export_sets_the_default_temperature(tiny_model, tmp_path, capsys):
+    out = tmp_path / "model"
+    assert (
+        main(["export", "--ldt", str(tiny_model), "--out", str(out), "--temperature", "0.5"]) == 0
+    )
+    assert load_bundle(out).config.diffusion.temperature == 0.5
+    bad = ["export", "--ldt", str(tiny_model), "--out", str(tmp_path / "bad"), "--temperature", "2"]
+    assert main(bad) == 2
+    assert "temperature must be in [0, 1]" in capsys.readouterr().err
+    assert not (tmp_path / "bad").exists()

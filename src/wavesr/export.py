@@ -22,10 +22,16 @@ def _same_encoder(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> boo
 
 
 def export_model(
-    ldt_run: Path, out: Path, *, autoencoder_run: Path | None = None, fp16: bool = False
+    ldt_run: Path,
+    out: Path,
+    *,
+    autoencoder_run: Path | None = None,
+    fp16: bool = False,
+    temperature: float | None = None,
 ) -> Path:
     """Write a self-contained model folder (autoencoder + LDT + latent scales) to ``out``.
 
+    ``temperature`` sets the model's default sampling temperature (``diffusion.temperature``).
     A baseline run (``edsr``, ``pixel-diffusion``) is copied as it is (optionally in fp16).
     """
     ldt = load_bundle(ldt_run)
@@ -52,6 +58,8 @@ def export_model(
         config.autoencoder = ae.config.autoencoder
         autoencoder = ae.tensors["autoencoder"]
         extras["decoder_source"] = str(autoencoder_run)
+    if temperature is not None:
+        config.diffusion.temperature = temperature
     config.validate()
     save_bundle(
         out,

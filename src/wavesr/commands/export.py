@@ -9,7 +9,13 @@ from pathlib import Path
 def _run(args: argparse.Namespace) -> int:
     from wavesr.export import export_model
 
-    out = export_model(args.ldt, args.out, autoencoder_run=args.autoencoder, fp16=args.fp16)
+    out = export_model(
+        args.ldt,
+        args.out,
+        autoencoder_run=args.autoencoder,
+        fp16=args.fp16,
+        temperature=args.temperature,
+    )
     print(f"model folder written to {out}")
     return 0
 
@@ -27,4 +33,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--out", required=True, type=Path, help="model folder to write")
     p.add_argument("--fp16", action="store_true", help="store weights in float16 (half the size)")
+    p.add_argument(
+        "--temperature",
+        type=float,
+        default=None,
+        help="the model's default sampling temperature in [0, 1] (diffusion.temperature)",
+    )
     p.set_defaults(func=_run)
