@@ -273,13 +273,6 @@ class FIDTracker:
         )
 
 
-def _evenly_spaced_subset(n: int, k: int) -> set[int]:
-    """At most k indices of range(n), evenly spaced (all of them when k <= 0 or k >= n)."""
-    if k <= 0 or k >= n:
-        return set(range(n))
-    return {int(round(i * (n - 1) / max(1, k - 1))) for i in range(k)}
-
-
 def run_method(
     name: str,
     method: SRMethod,
@@ -301,7 +294,7 @@ def run_method(
     params = metrics.count_parameters(net) if net is not None else None
     flops, flops_size, seconds = None, None, 0.0
     fid.start()
-    fid_subset = _evenly_spaced_subset(n, settings.fid_slices)
+    fid_subset = set(select_evenly(n, settings.fid_slices if settings.fid_slices > 0 else None))
     outputs: dict[int, np.ndarray] = {}
     bar = tqdm(total=n, desc=name, unit="slice", disable=not progress, leave=False)
     with torch.no_grad():
