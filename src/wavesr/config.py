@@ -301,6 +301,12 @@ def read_yaml(path: Path) -> dict:
     return values
 
 
+def check_temperature(temperature: float | None) -> None:
+    """A `--temperature` option: None (the model's own) or a value in [0, 1]."""
+    if temperature is not None and not 0.0 <= temperature <= 1.0:
+        raise ConfigError(f"--temperature must be in [0, 1], got {temperature}")
+
+
 def load_config(name_or_path: str | Path, overrides: list[str] | None = None) -> WaveSRConfig:
     """A preset name (``cpu``, ``paper``, ``tiny``) or a YAML path, plus ``key=value`` overrides."""
     path = Path(name_or_path)

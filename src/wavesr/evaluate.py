@@ -24,6 +24,7 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from wavesr import metrics
+from wavesr.config import check_temperature
 from wavesr.data.load import find_inputs, load_slices
 from wavesr.data.prepare import RESIZE_MODES, prepare_slice
 from wavesr.degrade import Degradation, degrade
@@ -89,8 +90,7 @@ class EvalSettings:
             raise ConfigError(f"--batch must be at least 1, got {self.batch}")
         if self.steps < 1:
             raise ConfigError(f"--steps must be at least 1, got {self.steps}")
-        if self.temperature is not None and not 0.0 <= self.temperature <= 1.0:
-            raise ConfigError(f"--temperature must be in [0, 1], got {self.temperature}")
+        check_temperature(self.temperature)
         _check_device(self.device)
         return deg
 

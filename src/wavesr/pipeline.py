@@ -15,9 +15,9 @@ from torch import Tensor
 
 from wavesr.autoencoder import FrequencyAutoencoder
 from wavesr.bundle import Bundle, load_bundle
-from wavesr.config import WaveSRConfig
+from wavesr.config import WaveSRConfig, check_temperature
 from wavesr.degrade import crop_to, pad_to_multiple, upsample
-from wavesr.errors import CheckpointError, ConfigError
+from wavesr.errors import CheckpointError
 from wavesr.training.checkpoint import load_state_into
 from wavesr.training.tasks import diffusion_of, encode_slice_latents
 from wavesr.transformer import LatentDiffusionTransformer
@@ -119,9 +119,8 @@ class WaveSRPipeline:
         temperature: float | None = None,
     ) -> Tensor:
         cfg = self.config.diffusion
+        check_temperature(temperature)
         temperature = cfg.temperature if temperature is None else temperature
-        if not 0.0 <= temperature <= 1.0:
-            raise ConfigError(f"--temperature must be in [0, 1], got {temperature}")
         steps = steps or cfg.sample_steps
         sampler = sampler or cfg.sampler
         respacing = f"ddim{steps}" if sampler == "ddim" else str(steps)

@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from wavesr.config import check_temperature
 from wavesr.data.dicom import dicom_files, is_dicom_file
 from wavesr.data.hdf5 import DATASET as HDF5_DATASET
 from wavesr.data.images import IMAGE_SUFFIXES, image_files
@@ -161,8 +162,7 @@ def _check_options(opts: SROptions) -> None:
         raise ConfigError(f"--steps must be >= 1, got {opts.steps}")
     if opts.batch < 1:
         raise ConfigError(f"--batch must be >= 1, got {opts.batch}")
-    if opts.temperature is not None and not 0.0 <= opts.temperature <= 1.0:
-        raise ConfigError(f"--temperature must be in [0, 1], got {opts.temperature}")
+    check_temperature(opts.temperature)
     if opts.sampler not in SAMPLERS:
         raise ConfigError(f"--sampler must be one of {', '.join(SAMPLERS)}, got {opts.sampler!r}")
     if opts.device.startswith("cuda") and not torch.cuda.is_available():
