@@ -180,6 +180,15 @@ def test_gradients_reach_encoder_and_decoder():
         assert sum(float(g.abs().sum()) for g in grads) > 0
 
 
+@pytest.mark.parametrize("name", ["cpu", "paper"])
+def test_named_autoencoder_sizes_match_the_yaml_presets(name: str) -> None:
+    from wavesr.autoencoder import AUTOENCODER_PRESETS
+
+    from_yaml = load_config(name).autoencoder
+    for key, value in AUTOENCODER_PRESETS[name].items():
+        assert getattr(from_yaml, key) == value, key
+
+
 def test_paper_preset_size_and_one_training_step():
     config = load_config("paper")
     torch.manual_seed(0)

@@ -20,7 +20,7 @@ from wavesr.config import (
 from wavesr.errors import ConfigError
 
 
-@pytest.mark.parametrize("name", ["cpu", "paper", "tiny"])
+@pytest.mark.parametrize("name", ["cpu", "cpu-s8", "paper", "tiny"])
 def test_presets_load_and_validate(name):
     config = load_config(name)
     assert isinstance(config, WaveSRConfig) and config.name == name

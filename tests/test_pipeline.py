@@ -59,3 +59,42 @@ def test_sr_command_passes_the_temperature(tiny_model, tmp_path) -> None:
         assert main([*argv, "--temperature", "0", "--seed", seed, "--steps", "2", "--quiet"]) == 0
         outs.append(np.load(out))
     np.testing.assert_array_equal(outs[0], outs[1])
+
+
+def test_consistency_steps_make_the_sr_agree_with_its_input(tiny_model) -> None:
+    from wavesr.degrade import downsample
+
+    pipe = WaveSRPipeline.from_pretrained(tiny_model)
+    hr = _lr_up(3)
+    lr = downsample(hr, 4)
+    lr_up = torch.nn.functional.interpolate(lr, scale_factor=4, mode="bicubic").clamp(0, 1)
+    plain = pipe(lr_up, steps=2, consistency_steps=0)
+    pipe.config.diffusion.consistency_steps = 3  # the model's default, used when not given
+    consistent = pipe(lr_up, steps=2)
+    assert not torch.equal(plain, consistent)
+    err_plain = (downsample(plain, 4) - lr).abs().mean()
+    err_consistent = (downsample(consistent, 4) - lr).abs().mean()
+    assert err_consistent < 0.5 * err_plain
+
+
+def test_out_of_range_consistency_steps_is_a_config_error(tiny_model) -> None:
+    import pytest
+
+    from wavesr.errors import ConfigError
+
+    pipe = WaveSRPipeline.from_pretrained(tiny_model)
+    with pytest.raises(ConfigError, match="consistency-steps"):
+        pipe(_lr_up(), consistency_steps=-1)
+
+
+def test_evaluate_command_rejects_bad_consistency_steps(tiny_model, tmp_path, capsys) -> None:
+    import numpy as np
+
+    from wavesr.cli import main
+
+    np.save(tmp_path / "hr.npy", np.random.default_rng(0).random((1, 32, 32)).astype(np.float32))
+    argv = ["evaluate", str(tmp_path / "hr.npy"), "--methods", "wavesr", "--model", str(tiny_model)]
+    assert main([*argv, "--consistency-steps", "1000", "--out", str(tmp_path / "ev")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--consistency-steps must be in [0, 100]" in err[0]
+    assert not (tmp_path / "ev").exists()

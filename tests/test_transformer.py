@@ -5,6 +5,7 @@ import torch
 
 from wavesr.errors import ConfigError
 from wavesr.transformer import (
+    LDT_PRESETS,
     LatentDiffusionTransformer,
     LDTConfig,
     ldt_preset,
@@ -63,8 +64,18 @@ def test_float_and_scalar_timesteps() -> None:
 
 def test_preset_parameter_counts() -> None:
     assert _n_params("tiny") < 300_000
-    assert _n_params("cpu") == 7_000_776  # within 5-9 M
-    assert _n_params("paper") == 31_185_096  # + 14.0 M autoencoder = 45.2 M (paper: 46.3 M)
+    assert _n_params("cpu") == 7_070_112  # within 5-9 M
+    assert _n_params("paper") == 41_512_992  # DiT-S; + 3.5 M autoencoder = 45.1 M (paper: 46.3 M)
+
+
+@pytest.mark.parametrize("name", ["cpu", "paper"])
+def test_named_ldt_sizes_match_the_yaml_presets(name: str) -> None:
+    """`ldt_preset(name)` and `--config name` build the same transformer architecture."""
+    from wavesr.config import load_config
+
+    from_yaml = load_config(name).ldt
+    for key, value in LDT_PRESETS[name].items():
+        assert getattr(from_yaml, key) == value, key
 
 
 def test_preset_overrides_and_errors() -> None:

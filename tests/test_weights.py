@@ -24,6 +24,18 @@ def test_default_model_checksums_match_the_manifest() -> None:
     assert bundle.kind == "wavesr" and bundle.config.data.scale == 4
 
 
+def test_model_card_lists_the_bundled_checksums() -> None:
+    """docs/model-card.md names the SHA-256 of every bundled weights file (kept in step)."""
+    card = Path(__file__).resolve().parents[1] / "docs" / "model-card.md"
+    if not card.is_file():
+        pytest.skip("docs/ not present (installed package)")
+    text = card.read_text()
+    roots = [default_model_dir(), baseline_dir("edsr"), baseline_dir("pixel-diffusion")]
+    for root in roots:
+        for entry in json.loads((root / "wavesr.json").read_text())["files"].values():
+            assert entry["sha256"] in text, f"{root.name}/{entry['file']}"
+
+
 def test_default_model_super_resolves_a_small_slice() -> None:
     pipeline = WaveSRPipeline.from_pretrained(default_model_dir())
     y, x = torch.meshgrid(torch.linspace(-1, 1, 12), torch.linspace(-1, 1, 10), indexing="ij")

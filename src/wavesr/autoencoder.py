@@ -1,7 +1,9 @@
 """Frequency autoencoder (paper section 3.1, Eq. 2-4 and the stage-1 loss Eq. 8).
 
 One Stable-Diffusion-style KL encoder is shared by the four Haar sub-bands (Eq. 2): each band is a
-one-channel image of size H/2 x W/2 that becomes a 3-channel latent of size H/(2s) x W/(2s).
+one-channel image of size H/2 x W/2 that becomes a 3-channel latent of size H/(2d) x W/(2d), d =
+``downsample``. The paper's s = 4 (latent side / image side = 1/4) is d = 2 in the `cpu` and
+`paper` presets; d = 4 is the Table-3 "s = 8" ablation (docs/design.md).
 The decoder (Eq. 3) takes the LR LL latent and the three HR high-frequency latents (12 channels)
 and returns all four HR sub-bands. With ``ll_detail`` on, a fifth band is encoded and generated:
 the LL detail LL_HR - LL_LR, the part of the HR LL band that a x4 LR image does not hold.
@@ -31,7 +33,7 @@ HIGH_BANDS = 3
 @dataclass
 class AutoencoderConfig:
     latent_channels: int = 3
-    downsample: int = 4  # s: latent is (H/2)/s of the image's half-resolution bands
+    downsample: int = 4  # of the half-size bands: latent side = image side / (2 * downsample)
     base_channels: int = 32
     channel_mult_last: int = 4  # widths go base, 2*base, ..., up to base*channel_mult_last
     layers_per_block: int = 1
@@ -73,8 +75,12 @@ class AutoencoderConfig:
 
 AUTOENCODER_PRESETS: dict[str, dict] = {
     "tiny": dict(base_channels=8, channel_mult_last=2, norm_num_groups=4, cond_channels=8),
-    "cpu": dict(base_channels=32, channel_mult_last=4, layers_per_block=1, cond_channels=32),
-    "paper": dict(base_channels=64, channel_mult_last=4, layers_per_block=2, cond_channels=64),
+    "cpu": dict(
+        downsample=2, base_channels=32, channel_mult_last=4, layers_per_block=1, cond_channels=32
+    ),
+    "paper": dict(
+        downsample=2, base_channels=64, channel_mult_last=4, layers_per_block=2, cond_channels=64
+    ),
 }
 
 

@@ -21,11 +21,13 @@ from wavesr.config import WaveSRConfig, config_from_dict
 from wavesr.errors import CheckpointError, ConfigError
 from wavesr.training.checkpoint import (
     PICKLE_SUFFIXES,
+    load_state_into,
     load_tensors,
     read_json,
     save_tensors,
     write_json,
 )
+from wavesr.transformer import LatentDiffusionTransformer
 
 FORMAT = "wavesr-bundle/1"
 MANIFEST = "wavesr.json"
@@ -151,4 +153,26 @@ def load_bundle(root: str | Path, *, verify: bool = True) -> Bundle:
         tensors=tensors,
         extras=manifest.get("extras", {}),
         step=int(manifest.get("step", 0) or 0),
+    )
+
+
+@dataclass
+class LoadedLDT:
+    """A bundle's LDT and its latent scales (the diffusion space is latent x scale)."""
+
+    model: LatentDiffusionTransformer
+    hf_scale: float
+    cond_scale: float
+
+
+def load_ldt(bundle: Bundle) -> LoadedLDT:
+    """The LDT of a model bundle, in eval mode on the CPU, and its latent scales."""
+    if "ldt" not in bundle.tensors:
+        raise CheckpointError("bundle has no LDT weights", bundle.root)
+    ldt = LatentDiffusionTransformer(bundle.config.ldt)
+    load_state_into(ldt, bundle.tensors["ldt"], bundle.root)
+    return LoadedLDT(
+        ldt.eval(),
+        hf_scale=float(bundle.extras.get("hf_scale", 1.0)),
+        cond_scale=float(bundle.extras.get("cond_scale", 1.0)),
     )

@@ -10,7 +10,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from wavesr.commands import positive_float, positive_int
+from wavesr.commands import positive_float, positive_int, unit_fraction
 from wavesr.errors import OutputError, WaveSRError
 
 EXIT_USER_ERROR = 2
@@ -59,6 +59,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
             init_from=args.init_from,
             freeze_encoder=args.freeze_encoder,
             robust_to=args.robust_to,
+            robust_fraction=args.robust_fraction,
             **common,
         )
     elif args.model == "ldt":
@@ -111,6 +112,12 @@ def build_parser() -> argparse.ArgumentParser:
         type=Path,
         help="autoencoder: fine-tune the decoder on latents predicted by this model's LDT "
         "(with --init-from and --freeze-encoder)",
+    )
+    p.add_argument(
+        "--robust-fraction",
+        type=unit_fraction,
+        default=0.5,
+        help="with --robust-to: share of each batch that gets LDT-predicted latents (default 0.5)",
     )
     p.add_argument("--resume", action="store_true", help="continue from the latest checkpoint")
     p.add_argument("--quiet", action="store_true", help="no progress bar")

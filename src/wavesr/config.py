@@ -83,6 +83,8 @@ class DiffusionConfig:
     # Scale of the starting noise x_T (1 = the model's distribution). Below 1 the DDIM sample moves
     # towards the conditional mode: fewer invented details, higher PSNR (docs/diffusion.md).
     temperature: float = 1.0
+    # Iterations of back-projection onto the LR input after decoding (0 = off; docs/design.md).
+    consistency_steps: int = 0
 
 
 @dataclass
@@ -192,6 +194,10 @@ def _model_checks(config: WaveSRConfig) -> list[tuple[bool, str]]:
         (diff.eta >= 0, "diffusion.eta must be >= 0"),
         (0 <= diff.temperature <= 1, "diffusion.temperature must be in [0, 1]"),
         (
+            0 <= diff.consistency_steps <= MAX_CONSISTENCY_STEPS,
+            f"diffusion.consistency_steps must be in [0, {MAX_CONSISTENCY_STEPS}]",
+        ),
+        (
             widths_ok,
             "autoencoder widths (base_channels, channel_mult_last, cond_channels, ...) must be "
             ">= 1 and multiples of norm_num_groups",
@@ -299,6 +305,17 @@ def read_yaml(path: Path) -> dict:
     if not isinstance(values, dict):
         raise ConfigError("config file must hold a mapping", path)
     return values
+
+
+MAX_CONSISTENCY_STEPS = 100
+
+
+def check_consistency_steps(steps: int | None) -> None:
+    """A `--consistency-steps` option: None (the model's own) or 0..MAX_CONSISTENCY_STEPS."""
+    if steps is not None and not 0 <= steps <= MAX_CONSISTENCY_STEPS:
+        raise ConfigError(
+            f"--consistency-steps must be in [0, {MAX_CONSISTENCY_STEPS}], got {steps}"
+        )
 
 
 def check_temperature(temperature: float | None) -> None:

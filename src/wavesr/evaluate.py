@@ -24,7 +24,7 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from wavesr import metrics
-from wavesr.config import check_temperature
+from wavesr.config import check_consistency_steps, check_temperature
 from wavesr.data.load import find_inputs, load_slices
 from wavesr.data.prepare import RESIZE_MODES, prepare_slice
 from wavesr.degrade import Degradation, degrade
@@ -77,6 +77,7 @@ class EvalSettings:
     fid_slices: int = 64  # FID on at most this many evenly spaced slices (Inception is slow on CPU)
     fid_weights: Path | None = None
     temperature: float | None = None  # WaveSR sampling; None: the model's own
+    consistency_steps: int | None = None  # WaveSR back-projection; None: the model's own
 
     def validate(self) -> Degradation:
         deg = Degradation(self.degradation, self.scale, self.noise_sigma)
@@ -91,6 +92,7 @@ class EvalSettings:
         if self.steps < 1:
             raise ConfigError(f"--steps must be at least 1, got {self.steps}")
         check_temperature(self.temperature)
+        check_consistency_steps(self.consistency_steps)
         _check_device(self.device)
         return deg
 
@@ -411,6 +413,7 @@ def evaluate(
         device=settings.device,
         batch=settings.batch,
         temperature=settings.temperature,
+        consistency_steps=settings.consistency_steps,
     )
     names = list(dict.fromkeys(methods))
     built = [build_method(name, ctx) for name in names]  # model errors before any work

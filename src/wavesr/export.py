@@ -28,10 +28,11 @@ def export_model(
     autoencoder_run: Path | None = None,
     fp16: bool = False,
     temperature: float | None = None,
+    consistency_steps: int | None = None,
 ) -> Path:
     """Write a self-contained model folder (autoencoder + LDT + latent scales) to ``out``.
 
-    ``temperature`` sets the model's default sampling temperature (``diffusion.temperature``).
+    ``temperature`` and ``consistency_steps`` set the model's defaults (``diffusion.*``).
     A baseline run (``edsr``, ``pixel-diffusion``) is copied as it is (optionally in fp16).
     """
     ldt = load_bundle(ldt_run)
@@ -60,6 +61,8 @@ def export_model(
         extras["decoder_source"] = str(autoencoder_run)
     if temperature is not None:
         config.diffusion.temperature = temperature
+    if consistency_steps is not None:
+        config.diffusion.consistency_steps = consistency_steps
     config.validate()
     save_bundle(
         out,

@@ -44,6 +44,7 @@ class MethodContext:
     device: str = "cpu"
     batch: int = 16
     temperature: float | None = None  # None: the model's own diffusion.temperature
+    consistency_steps: int | None = None  # None: the model's own diffusion.consistency_steps
 
 
 class SRMethod(Protocol):
@@ -190,9 +191,10 @@ class WaveSR:
         seed: int,
         info: dict | None = None,
         temperature: float | None = None,
+        consistency_steps: int | None = None,
     ) -> None:
         self.pipeline, self.steps, self.seed, self.info = pipeline, steps, seed, info or {}
-        self.temperature = temperature
+        self.temperature, self.consistency_steps = temperature, consistency_steps
 
     def network(self) -> torch.nn.Module:
         return torch.nn.ModuleDict(
@@ -203,7 +205,13 @@ class WaveSR:
         return lambda: self(lr_up, lr_up, lr_up)
 
     def __call__(self, lr: Tensor, lr_up: Tensor, hr: Tensor) -> Tensor:
-        return self.pipeline(lr_up, steps=self.steps, seed=self.seed, temperature=self.temperature)
+        return self.pipeline(
+            lr_up,
+            steps=self.steps,
+            seed=self.seed,
+            temperature=self.temperature,
+            consistency_steps=self.consistency_steps,
+        )
 
 
 def _default_model_dir() -> Path:
@@ -223,11 +231,16 @@ def _default_model_dir() -> Path:
 def _wavesr(ctx: MethodContext) -> WaveSR:
     path = model_dir_for("wavesr", ctx) or _default_model_dir()
     pipeline, info = _load_pipeline("wavesr", path, ctx, need_ldt=True)
-    temperature = (
-        pipeline.config.diffusion.temperature if ctx.temperature is None else ctx.temperature
-    )
-    info = {**info, "steps": ctx.steps, "temperature": temperature}
-    return WaveSR(pipeline, ctx.steps, ctx.seed, info, temperature)
+    own = pipeline.config.diffusion
+    temperature = own.temperature if ctx.temperature is None else ctx.temperature
+    consistency = own.consistency_steps if ctx.consistency_steps is None else ctx.consistency_steps
+    info = {
+        **info,
+        "steps": ctx.steps,
+        "temperature": temperature,
+        "consistency_steps": consistency,
+    }
+    return WaveSR(pipeline, ctx.steps, ctx.seed, info, temperature, consistency)
 
 
 def _load_plugin(module: str) -> None:

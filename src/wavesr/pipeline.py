@@ -14,9 +14,9 @@ import torch
 from torch import Tensor
 
 from wavesr.autoencoder import FrequencyAutoencoder
-from wavesr.bundle import Bundle, load_bundle
-from wavesr.config import WaveSRConfig, check_temperature
-from wavesr.degrade import crop_to, pad_to_multiple, upsample
+from wavesr.bundle import Bundle, load_bundle, load_ldt
+from wavesr.config import WaveSRConfig, check_consistency_steps, check_temperature
+from wavesr.degrade import Degradation, back_project, crop_to, pad_to_multiple, upsample
 from wavesr.errors import CheckpointError
 from wavesr.training.checkpoint import load_state_into
 from wavesr.training.tasks import diffusion_of, encode_slice_latents
@@ -55,16 +55,15 @@ class WaveSRPipeline:
     def from_pretrained(cls, path: str | Path | Bundle, device: str = "cpu") -> WaveSRPipeline:
         bundle = path if isinstance(path, Bundle) else load_bundle(path)
         autoencoder = load_autoencoder(bundle, device)
-        ldt = None
-        if "ldt" in bundle.tensors:
-            ldt = LatentDiffusionTransformer(bundle.config.ldt)
-            load_state_into(ldt, bundle.tensors["ldt"], bundle.root)
+        if "ldt" not in bundle.tensors:
+            return cls(bundle.config, autoencoder, None, device=device)
+        ldt = load_ldt(bundle)
         return cls(
             bundle.config,
             autoencoder,
-            ldt,
-            hf_scale=float(bundle.extras.get("hf_scale", 1.0)),
-            cond_scale=float(bundle.extras.get("cond_scale", 1.0)),
+            ldt.model,
+            hf_scale=ldt.hf_scale,
+            cond_scale=ldt.cond_scale,
             device=device,
         )
 
@@ -86,12 +85,15 @@ class WaveSRPipeline:
         seed: int = 0,
         sampler: str | None = None,
         temperature: float | None = None,
+        consistency_steps: int | None = None,
         progress: bool = False,
     ) -> Tensor:
         """SR of LR slices already on the HR grid: (B, 1, H, W) in [0, 1] -> (B, 1, H, W).
 
-        ``steps``, ``sampler`` and ``temperature`` default to the model's ``diffusion`` config.
+        ``steps``, ``sampler``, ``temperature`` and ``consistency_steps`` (back-projection onto
+        ``lr_up`` under the model's own degradation) default to the model's ``diffusion`` config.
         """
+        check_consistency_steps(consistency_steps)
         if self.ldt is None:
             raise CheckpointError("this model has no LDT (an autoencoder-only run)", None)
         x, size = pad_to_multiple(lr_up.to(self.device), self.stride)
@@ -106,7 +108,16 @@ class WaveSRPipeline:
             progress=progress,
         )
         bands = self.autoencoder.decode(ll_latent, high_latents, ll_lr)
-        return crop_to(idwt2(bands), size).clamp(0.0, 1.0)
+        sr = crop_to(idwt2(bands), size).clamp(0.0, 1.0)
+        if consistency_steps is None:
+            consistency_steps = self.config.diffusion.consistency_steps
+        return back_project(sr, lr_up.to(self.device), self.degradation, consistency_steps)
+
+    @property
+    def degradation(self) -> Degradation:
+        """The degradation the model was trained on (what back-projection assumes)."""
+        data = self.config.data
+        return Degradation(data.degradation, data.scale)
 
     def sample_high_frequency_latents(
         self,

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from wavesr.config import check_temperature
+from wavesr.config import check_consistency_steps, check_temperature
 from wavesr.data.dicom import dicom_files, is_dicom_file
 from wavesr.data.hdf5 import DATASET as HDF5_DATASET
 from wavesr.data.images import IMAGE_SUFFIXES, image_files
@@ -53,6 +53,7 @@ class SROptions:
     overwrite: bool = False
     sampler: str = "ddim"
     temperature: float | None = None  # None: the model's own diffusion.temperature
+    consistency_steps: int | None = None  # None: the model's own diffusion.consistency_steps
     progress: bool = True
 
 
@@ -163,6 +164,7 @@ def _check_options(opts: SROptions) -> None:
     if opts.batch < 1:
         raise ConfigError(f"--batch must be >= 1, got {opts.batch}")
     check_temperature(opts.temperature)
+    check_consistency_steps(opts.consistency_steps)
     if opts.sampler not in SAMPLERS:
         raise ConfigError(f"--sampler must be one of {', '.join(SAMPLERS)}, got {opts.sampler!r}")
     if opts.device.startswith("cuda") and not torch.cuda.is_available():
@@ -202,6 +204,7 @@ def super_resolve_stack(
                 seed=opts.seed + int(idx[0]),
                 sampler=opts.sampler,
                 temperature=opts.temperature,
+                consistency_steps=opts.consistency_steps,
             )
             out[idx] = _denormalized(sr, stack, idx)
             bar.update(len(idx))

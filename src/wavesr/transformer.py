@@ -60,8 +60,14 @@ class LDTConfig:
 
 LDT_PRESETS: dict[str, dict] = {
     "tiny": {"hidden_size": 32, "depth": 2, "num_heads": 2},
-    "cpu": {"hidden_size": 192, "depth": 8, "num_heads": 4, "cond_patch_size": 2},
-    "paper": {"hidden_size": 384, "depth": 9, "num_heads": 6},
+    "cpu": {"hidden_size": 192, "depth": 8, "num_heads": 4, "patch_size": 4, "cond_patch_size": 4},
+    "paper": {
+        "hidden_size": 384,  # DiT-S width and depth
+        "depth": 12,
+        "num_heads": 6,
+        "patch_size": 4,
+        "cond_patch_size": 2,
+    },
 }
 
 

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 import torch
 from helpers import tiny_train_args
 
 from wavesr.bundle import load_bundle
 from wavesr.cli import main
+from wavesr.training.tasks import LDTStandIn
 
 
 def test_ldt_init_from_starts_at_the_given_weights(
@@ -60,3 +62,27 @@ def test_robust_to_needs_a_frozen_encoder(train_data, tiny_model, tmp_path: Path
     code = main([*argv, "--robust-to", str(tiny_model), "--out", str(tmp_path / "x")])
     assert code == 2
     assert "--robust-to needs --freeze-encoder" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("fraction", [0.5, 1.0])
+def test_ldt_stand_in_replaces_the_given_share_of_the_batch(tiny_model, fraction: float):
+    bundle = load_bundle(tiny_model)
+    stand_in = LDTStandIn(bundle, fraction=fraction)
+    stand_in.generator.manual_seed(0)
+    cond_channels = bundle.config.autoencoder.latent_channels
+    generated = torch.randn(64, bundle.config.ldt.in_channels, 4, 4)
+    out = stand_in(torch.randn(64, cond_channels, 4, 4), generated)
+    replaced = sum(not torch.equal(o, g) for o, g in zip(out, generated))
+    if fraction == 1.0:
+        assert replaced == 64
+    else:
+        assert 20 <= replaced <= 44  # binomial(64, 0.5): outside this range has p < 1e-3
+
+
+def test_robust_fraction_must_be_a_share(train_data, tiny_model, tmp_path: Path, capsys):
+    argv = ["train", "autoencoder", *tiny_train_args(train_data), "--init-from", str(tiny_model)]
+    robust = ["--freeze-encoder", "--robust-to", str(tiny_model), "--robust-fraction", "1.5"]
+    with pytest.raises(SystemExit) as exc:
+        main([*argv, *robust, "--out", str(tmp_path / "x")])
+    assert exc.value.code == 2
+    assert "must be in (0, 1]" in capsys.readouterr().err

@@ -71,6 +71,13 @@ def add_evaluation_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=seed_int, default=0)
     p.add_argument("--batch", type=int, default=16, help="slices per SR call (default 16)")
     p.add_argument(
+        "--consistency-steps",
+        type=int,
+        default=None,
+        help="WaveSR back-projection iterations onto the LR input after decoding, 0 = off "
+        "(default: the model's own)",
+    )
+    p.add_argument(
         "--temperature",
         type=float,
         default=None,
@@ -140,6 +147,8 @@ def evaluation_argv(args: argparse.Namespace) -> list[str]:
         argv += ["--max-slices", str(args.max_slices)]
     if args.temperature is not None:
         argv += ["--temperature", repr(args.temperature)]
+    if args.consistency_steps is not None:
+        argv += ["--consistency-steps", str(args.consistency_steps)]
     if args.model is not None:
         argv += ["--model", str(args.model)]
     for group in args.weights:
@@ -178,6 +187,7 @@ def eval_settings(args: argparse.Namespace, steps: int) -> EvalSettings:
         fid_slices=args.fid_slices,
         fid_weights=args.fid_weights,
         temperature=args.temperature,
+        consistency_steps=args.consistency_steps,
     )
 
 

@@ -15,6 +15,7 @@ def _run(args: argparse.Namespace) -> int:
         autoencoder_run=args.autoencoder,
         fp16=args.fp16,
         temperature=args.temperature,
+        consistency_steps=args.consistency_steps,
     )
     print(f"model folder written to {out}")
     return 0
@@ -38,5 +39,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         type=float,
         default=None,
         help="the model's default sampling temperature in [0, 1] (diffusion.temperature)",
+    )
+    p.add_argument(
+        "--consistency-steps",
+        type=int,
+        default=None,
+        help="the model's default back-projection iterations (diffusion.consistency_steps)",
     )
     p.set_defaults(func=_run)

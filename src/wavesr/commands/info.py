@@ -131,12 +131,14 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    from wavesr.config import preset_names
+
     p = sub.add_parser("info", help="parameter counts and FLOPs of the autoencoder and the LDT")
     source = p.add_mutually_exclusive_group()
     source.add_argument(
         "--preset",
         default="paper",
-        choices=["cpu", "paper", "tiny"],
+        choices=preset_names(),
         help="config preset (default: paper)",
     )
     source.add_argument("--config", default=None, help="config YAML file")

@@ -22,6 +22,7 @@ def _run(args: argparse.Namespace) -> int:
         overwrite=args.overwrite,
         sampler=args.sampler,
         temperature=args.temperature,
+        consistency_steps=args.consistency_steps,
         progress=not args.quiet,
     )
     result = run_sr(args.input, args.output, model=args.model, options=options)
@@ -57,6 +58,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         type=float,
         default=None,
         help="starting-noise scale in [0, 1]: lower = fewer invented details (default: model's)",
+    )
+    p.add_argument(
+        "--consistency-steps",
+        type=int,
+        default=None,
+        help="back-projection iterations onto the LR input after decoding, 0 = off "
+        "(default: the model's own)",
     )
     p.add_argument(
         "--seed", type=seed_int, default=0, help="sampling seed (same seed, same output)"

@@ -73,11 +73,13 @@ def train_autoencoder(
     init_from: Path | None = None,
     freeze_encoder: bool = False,
     robust_to: Path | None = None,
+    robust_fraction: float = 0.5,
 ) -> TrainResult:
     """Stage 1; ``init_from`` (a bundle) starts from its matching weights (fine-tuning).
 
     ``robust_to`` (a model bundle with an LDT trained on this encoder; needs ``freeze_encoder``)
-    fine-tunes the decoder on a mix of encoded and LDT-predicted latents (`LDTStandIn`).
+    fine-tunes the decoder on a mix of encoded and LDT-predicted latents (`LDTStandIn`); the
+    predicted ones make up ``robust_fraction`` of each batch.
     """
     check_data(config.data.paths)
     init = None
@@ -94,7 +96,7 @@ def train_autoencoder(
         model_bundle = load_bundle(robust_to)
         if "ldt" not in model_bundle.tensors:
             raise ConfigError(f"--robust-to {robust_to} holds no LDT weights")
-        stand_in = LDTStandIn(model_bundle)
+        stand_in = LDTStandIn(model_bundle, fraction=robust_fraction)
     bank = slice_bank(config, progress)
     return run_task(
         lambda: AutoencoderTask(

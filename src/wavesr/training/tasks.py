@@ -15,7 +15,7 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from wavesr.autoencoder import FrequencyAutoencoder, autoencoder_losses
-from wavesr.bundle import save_bundle
+from wavesr.bundle import load_ldt, save_bundle
 from wavesr.config import WaveSRConfig
 from wavesr.data.bank import SliceBank, step_generator
 from wavesr.degrade import Degradation, degrade, pad_to_multiple
@@ -62,14 +62,10 @@ class LDTStandIn:
     """
 
     def __init__(self, bundle, fraction: float = 0.5) -> None:
-        from wavesr.training.checkpoint import load_state_into
-
-        self.ldt = LatentDiffusionTransformer(bundle.config.ldt)
-        load_state_into(self.ldt, bundle.tensors["ldt"], bundle.root)
-        self.ldt.eval().requires_grad_(False)
+        loaded = load_ldt(bundle)
+        self.ldt = loaded.model.requires_grad_(False)
+        self.hf_scale, self.cond_scale = loaded.hf_scale, loaded.cond_scale
         self.diffusion = diffusion_of(bundle.config)
-        self.hf_scale = float(bundle.extras.get("hf_scale", 1.0))
-        self.cond_scale = float(bundle.extras.get("cond_scale", 1.0))
         self.fraction = fraction
         self.generator = torch.Generator()
 
