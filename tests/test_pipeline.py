@@ -98,3 +98,23 @@ def test_evaluate_command_rejects_bad_consistency_steps(tiny_model, tmp_path, ca
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "--consistency-steps must be in [0, 100]" in err[0]
     assert not (tmp_path / "ev").exists()
+
+
+def test_back_projection_uses_the_given_degradation(tiny_model) -> None:
+    """Back-projecting with the input's own (k-space) degradation makes the SR consistent with
+    it in k-space; the model's own (bicubic) operator does not."""
+    from wavesr.degrade import Degradation, degrade
+
+    pipe = WaveSRPipeline.from_pretrained(tiny_model)
+    kspace = Degradation("kspace", 4)
+    yy, xx = torch.meshgrid(torch.arange(32.0), torch.arange(32.0), indexing="ij")
+    smooth = 0.5 + 0.2 * torch.cos(2 * torch.pi * yy / 32) + 0.1 * torch.sin(2 * torch.pi * xx / 32)
+    _, lr_up = degrade(smooth[None, None], kspace)
+
+    def kspace_error(sr: torch.Tensor) -> float:
+        return float((degrade(sr, kspace)[1] - lr_up).abs().mean())
+
+    plain = kspace_error(pipe(lr_up, steps=2, consistency_steps=0))
+    given = kspace_error(pipe(lr_up, steps=2, consistency_steps=10, degradation=kspace))
+    own = kspace_error(pipe(lr_up, steps=2, consistency_steps=10))
+    assert given < 0.1 * min(plain, own), (given, plain, own)

@@ -145,8 +145,9 @@ def back_project(sr: Tensor, lr_up: Tensor, deg: Degradation, iterations: int) -
     """Iterative back-projection (Irani & Peleg, 1991): make SR consistent with its LR input.
 
     Each iteration adds ``lr_up - D(sr)``, where ``D`` degrades noise-free and brings the result
-    back onto the HR grid the way ``lr_up`` was made. For k-space truncation one iteration is
-    exact data consistency (the measured central k-space replaces the SR's); for bicubic it
+    back onto the HR grid the way ``lr_up`` was made. For k-space truncation this replaces the
+    SR's central k-space with the measured one (exactly so in one iteration where the images
+    are real and positive; the magnitude makes it approximate elsewhere); for bicubic it
     converges towards an SR whose downsampling is the LR.
     """
     clean = Degradation(deg.kind, deg.scale)

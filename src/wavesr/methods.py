@@ -192,9 +192,11 @@ class WaveSR:
         info: dict | None = None,
         temperature: float | None = None,
         consistency_steps: int | None = None,
+        degradation: Degradation | None = None,
     ) -> None:
         self.pipeline, self.steps, self.seed, self.info = pipeline, steps, seed, info or {}
         self.temperature, self.consistency_steps = temperature, consistency_steps
+        self.degradation = degradation  # how the evaluated LR was made (for back-projection)
 
     def network(self) -> torch.nn.Module:
         return torch.nn.ModuleDict(
@@ -211,6 +213,7 @@ class WaveSR:
             seed=self.seed,
             temperature=self.temperature,
             consistency_steps=self.consistency_steps,
+            degradation=self.degradation,
         )
 
 
@@ -240,7 +243,7 @@ def _wavesr(ctx: MethodContext) -> WaveSR:
         "temperature": temperature,
         "consistency_steps": consistency,
     }
-    return WaveSR(pipeline, ctx.steps, ctx.seed, info, temperature, consistency)
+    return WaveSR(pipeline, ctx.steps, ctx.seed, info, temperature, consistency, ctx.degradation)
 
 
 def _load_plugin(module: str) -> None:

@@ -86,12 +86,14 @@ class WaveSRPipeline:
         sampler: str | None = None,
         temperature: float | None = None,
         consistency_steps: int | None = None,
+        degradation: Degradation | None = None,
         progress: bool = False,
     ) -> Tensor:
         """SR of LR slices already on the HR grid: (B, 1, H, W) in [0, 1] -> (B, 1, H, W).
 
         ``steps``, ``sampler``, ``temperature`` and ``consistency_steps`` (back-projection onto
-        ``lr_up`` under the model's own degradation) default to the model's ``diffusion`` config.
+        ``lr_up``) default to the model's ``diffusion`` config. ``degradation`` is how ``lr_up``
+        was made, for the back-projection; default: the model's own training degradation.
         """
         check_consistency_steps(consistency_steps)
         if self.ldt is None:
@@ -111,7 +113,8 @@ class WaveSRPipeline:
         sr = crop_to(idwt2(bands), size).clamp(0.0, 1.0)
         if consistency_steps is None:
             consistency_steps = self.config.diffusion.consistency_steps
-        return back_project(sr, lr_up.to(self.device), self.degradation, consistency_steps)
+        degradation = degradation or self.degradation
+        return back_project(sr, lr_up.to(self.device), degradation, consistency_steps)
 
     @property
     def degradation(self) -> Degradation:
