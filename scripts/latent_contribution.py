@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from wavesr.degrade import Degradation, crop_to, pad_to_multiple
+from wavesr.degrade import Degradation
 from wavesr.evaluate import (
     EvalSettings,
     _batches,
@@ -27,19 +27,6 @@ from wavesr.evaluate import (
 )
 from wavesr.metrics import psnr
 from wavesr.pipeline import WaveSRPipeline
-from wavesr.wavelet import dwt2, idwt2
-
-
-def decode_with(pipe: WaveSRPipeline, lr_up: torch.Tensor, high: torch.Tensor | None):
-    """Decode with the given high-frequency latents (None: all zeros)."""
-    x, size = pad_to_multiple(lr_up, pipe.stride)
-    ll_lr = dwt2(x)[:, :1]
-    ll_latent = pipe.autoencoder.encode_band(ll_lr, 0).mode()
-    if high is None:
-        channels = pipe.autoencoder.config.generated_channels
-        high = torch.zeros(len(x), channels, *ll_latent.shape[-2:])
-    bands = pipe.autoencoder.decode(ll_latent, high, ll_lr)
-    return crop_to(idwt2(bands), size).clamp(0.0, 1.0)
 
 
 @torch.no_grad()
@@ -50,15 +37,14 @@ def folder_scores(pipe: WaveSRPipeline, folder: Path, max_slices: int) -> dict[s
     scores: dict[str, list[float]] = {}
     for group in _batches(slices, 16):
         _, lr_up, hr = _degrade_batch([slices[i] for i in group], deg)
-        x, _ = pad_to_multiple(lr_up, pipe.stride)
-        ll_latent = pipe.autoencoder.encode_band(dwt2(x)[:, :1], 0).mode()
+        ll_lr, ll_latent, size = pipe.encode_condition(lr_up)
         sampled = pipe.sample_high_frequency_latents(
             ll_latent, steps=None, seed=0, sampler=None, progress=False
         )
         outputs = {
             "bicubic": lr_up,
-            "zero latents": decode_with(pipe, lr_up, None),
-            "LDT latents": decode_with(pipe, lr_up, sampled),
+            "zero latents": pipe.decode(ll_lr, ll_latent, torch.zeros_like(sampled), size),
+            "LDT latents": pipe.decode(ll_lr, ll_latent, sampled, size),
             "oracle": pipe.oracle(lr_up, hr),
             "WaveSR (default)": pipe(lr_up, seed=0),
         }

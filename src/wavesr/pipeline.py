@@ -98,9 +98,7 @@ class WaveSRPipeline:
         check_consistency_steps(consistency_steps)
         if self.ldt is None:
             raise CheckpointError("this model has no LDT (an autoencoder-only run)", None)
-        x, size = pad_to_multiple(lr_up.to(self.device), self.stride)
-        ll_lr = dwt2(x)[:, :1]
-        ll_latent = self.autoencoder.encode_band(ll_lr, 0).mode()
+        ll_lr, ll_latent, size = self.encode_condition(lr_up)
         high_latents = self.sample_high_frequency_latents(
             ll_latent,
             steps=steps,
@@ -109,12 +107,25 @@ class WaveSRPipeline:
             temperature=temperature,
             progress=progress,
         )
-        bands = self.autoencoder.decode(ll_latent, high_latents, ll_lr)
-        sr = crop_to(idwt2(bands), size).clamp(0.0, 1.0)
+        sr = self.decode(ll_lr, ll_latent, high_latents, size)
         if consistency_steps is None:
             consistency_steps = self.config.diffusion.consistency_steps
         degradation = degradation or self.degradation
         return back_project(sr, lr_up.to(self.device), degradation, consistency_steps)
+
+    def encode_condition(self, lr_up: Tensor) -> tuple[Tensor, Tensor, tuple[int, int]]:
+        """LR on the HR grid -> (its LL band, the LL latent that conditions the LDT, the size
+        to crop back to); the input is padded to a multiple of ``stride``."""
+        x, size = pad_to_multiple(lr_up.to(self.device), self.stride)
+        ll_lr = dwt2(x)[:, :1]
+        return ll_lr, self.autoencoder.encode_band(ll_lr, 0).mode(), size
+
+    def decode(
+        self, ll_lr: Tensor, ll_latent: Tensor, high_latents: Tensor, size: tuple[int, int]
+    ) -> Tensor:
+        """Decoder (conditioned on the LR LL band) -> inverse DWT -> the SR slice, cropped."""
+        bands = self.autoencoder.decode(ll_latent, high_latents, ll_lr)
+        return crop_to(idwt2(bands), size).clamp(0.0, 1.0)
 
     @property
     def degradation(self) -> Degradation:
@@ -163,8 +174,7 @@ class WaveSRPipeline:
         y, _ = pad_to_multiple(hr.to(self.device), self.stride)
         latents = self.autoencoder.encode_pair(x, y).mode()
         ll_latent, high = self.autoencoder.split_latents(latents)
-        bands = self.autoencoder.decode(ll_latent, high, dwt2(x)[:, :1])
-        return crop_to(idwt2(bands), size).clamp(0.0, 1.0)
+        return self.decode(dwt2(x)[:, :1], ll_latent, high, size)
 
     def super_resolve(self, lr: Tensor, **kwargs) -> Tensor:
         """SR of LR slices at low resolution (B, 1, h, w) -> (B, 1, h*scale, w*scale)."""
