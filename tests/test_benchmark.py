@@ -192,6 +192,17 @@ def test_skip_missing_notes_skipped_methods(bench_data, bench_models, tmp_path, 
     assert "Skipped edsr" in (out / "benchmark.md").read_text()
 
 
+def test_sampling_options_reach_wavesr(bench_data, bench_models, tmp_path) -> None:
+    """`--consistency-steps` and `--temperature` are passed to WaveSR, as in `evaluate`."""
+    out = tmp_path / "out"
+    args = ["benchmark", str(bench_data["b"]), "--out", str(out), "--size", str(SIZE)]
+    args += ["--methods", "bicubic,wavesr", "--model", str(bench_models["ldt"])]
+    args += ["--steps", "1", "--no-fid", "--figure-slices", "1", "--quiet"]
+    assert main([*args, "--consistency-steps", "3", "--temperature", "0.25"]) == 0
+    info = json.loads((out / "benchmark.json").read_text())["methods"]["wavesr"]["info"]
+    assert (info["consistency_steps"], info["temperature"]) == (3, 0.25)
+
+
 def test_parse_steps() -> None:
     assert parse_steps(["50,20"]) == [20, 50]
     assert parse_steps(["20", "50,20"]) == [20, 50]

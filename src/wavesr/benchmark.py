@@ -30,6 +30,7 @@ from wavesr.evaluate import (
     flatten_slices,
     json_number,
     load_eval_sets,
+    method_context,
     method_entry,
     report_header,
     run_method,
@@ -200,17 +201,7 @@ def benchmark(
     deg = settings.validate()
     if not methods:
         raise ConfigError("no methods given (--methods bicubic ...)")
-    ctx = MethodContext(
-        scale=settings.scale,
-        degradation=deg,
-        model=model,
-        weights=dict(weights or {}),
-        steps=top,
-        seed=settings.seed,
-        device=settings.device,
-        batch=settings.batch,
-        temperature=settings.temperature,
-    )
+    ctx = method_context(settings, deg, model, weights)  # settings.steps is the top count
     built, skipped = build_methods(
         list(dict.fromkeys(methods)), ctx, skip_missing=options.skip_missing
     )

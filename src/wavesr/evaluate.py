@@ -389,6 +389,24 @@ def method_entry(run: MethodRun, sets: Sequence[EvalSet], which: np.ndarray) -> 
     return entry
 
 
+def method_context(
+    settings: EvalSettings, deg: Degradation, model: Path | None, weights: dict | None
+) -> MethodContext:
+    """What every method is built with, from the evaluation settings (evaluate and benchmark)."""
+    return MethodContext(
+        scale=settings.scale,
+        degradation=deg,
+        model=model,
+        weights=dict(weights or {}),
+        steps=settings.steps,
+        seed=settings.seed,
+        device=settings.device,
+        batch=settings.batch,
+        temperature=settings.temperature,
+        consistency_steps=settings.consistency_steps,
+    )
+
+
 def evaluate(
     paths: Sequence[str | Path],
     methods: Sequence[str],
@@ -403,18 +421,7 @@ def evaluate(
     deg = settings.validate()
     if not methods:
         raise ConfigError("no methods given (--methods bicubic ...)")
-    ctx = MethodContext(
-        scale=settings.scale,
-        degradation=deg,
-        model=model,
-        weights=dict(weights or {}),
-        steps=settings.steps,
-        seed=settings.seed,
-        device=settings.device,
-        batch=settings.batch,
-        temperature=settings.temperature,
-        consistency_steps=settings.consistency_steps,
-    )
+    ctx = method_context(settings, deg, model, weights)
     names = list(dict.fromkeys(methods))
     built = [build_method(name, ctx) for name in names]  # model errors before any work
     t0 = time.perf_counter()
