@@ -18,7 +18,7 @@ from wavesr.evaluate import select_evenly
 from wavesr.report import fmt
 
 SIZE = 32
-ALL = ["bicubic", "autoencoder-oracle", "wavesr", "edsr", "pixel-diffusion"]
+ALL = ["bicubic", "autoencoder-oracle", "wavesr", "wavesr-zero-latents", "edsr", "pixel-diffusion"]
 
 
 def _volume(rng: np.random.Generator, n: int, h: int, w: int) -> np.ndarray:
@@ -45,7 +45,7 @@ def bench_models(tiny_model, tiny_baselines) -> dict[str, Path]:
 
 @pytest.fixture(scope="session")
 def bench_out(tmp_path_factory, bench_data, bench_models) -> Path:
-    """One full benchmark of all five methods on both datasets (steps 1 and 2)."""
+    """One full benchmark of all six methods on both datasets (steps 1 and 2)."""
     out = tmp_path_factory.mktemp("bench") / "out"
     args = [
         "benchmark",
@@ -77,7 +77,7 @@ def bench_out(tmp_path_factory, bench_data, bench_models) -> Path:
     return out
 
 
-def test_json_tables_match_hand_metrics(bench_out: Path, bench_data) -> None:
+def test_json_tables_match_hand_metrics(bench_out: Path, bench_data, bench_models) -> None:
     doc = json.loads((bench_out / "benchmark.json").read_text())
     assert {"command", "settings", "datasets", "methods", "speed", "machine", "figures"} <= set(doc)
     assert list(doc["methods"]) == ALL and doc["skipped"] == {}
@@ -97,6 +97,10 @@ def test_json_tables_match_hand_metrics(bench_out: Path, bench_data) -> None:
         assert m["steps"] == 2 and m["info"]["steps"] == 2
         assert m["params"] > 0 and m["gflops_per_slice"] > 0
     assert doc["methods"]["edsr"]["steps"] is None
+    zero = doc["methods"]["wavesr-zero-latents"]  # the same model without the LDT
+    assert zero["steps"] is None and zero["info"]["model"] == str(bench_models["ldt"])
+    assert 0 < zero["params"] < doc["methods"]["wavesr"]["params"]
+    assert all(len(m["band_energy_ratio"]) == 10 for m in doc["methods"].values())
     assert (
         doc["methods"]["wavesr"]["fid"] is None
         and "--no-fid" in doc["methods"]["wavesr"]["fid_note"]
@@ -126,8 +130,9 @@ def test_speed_table_ratio_and_subset(bench_out: Path) -> None:
 def test_markdown_has_tables_and_command(bench_out: Path) -> None:
     doc = json.loads((bench_out / "benchmark.json").read_text())
     md = (bench_out / "benchmark.md").read_text()
-    for title in ("## Table 1", "## Table 2", "## Speed", "## Table 1 per dataset", "## Machine"):
+    for title in ("## Table 1", "## Table 2", "## Table 3", "## Speed", "## Machine"):
         assert title in md
+    assert "## Table 1 per dataset" in md and "| Method | E1 | E2 |" in md
     assert "diffusion methods at 2 sampling steps" in md
     assert doc["command"] in md
     argv = shlex.split(doc["command"])
@@ -151,7 +156,7 @@ def test_figures_are_valid_pngs(bench_out: Path) -> None:
             im.verify()
             assert im.format == "PNG"
     with Image.open(bench_out / "fig3_slice_1.png") as im:
-        assert im.size[0] > im.size[1]  # 6 columns (ground truth + 5 methods), 3 rows
+        assert im.size[0] > im.size[1]  # 7 columns (ground truth + 6 methods), 3 rows
     assert not (bench_out / "fig3_slice_3.png").exists()
     assert not list(bench_out.glob(".*tmp*"))
 
@@ -174,7 +179,8 @@ def test_missing_weights_fail_up_front(tmp_path, monkeypatch, capsys) -> None:
     assert "missing weights" in err and "--skip-missing" in err
     for name in ("edsr", "pixel-diffusion"):
         assert f"method {name}" in err
-    assert err.count("no bundled weights (test)") == 2  # wavesr and autoencoder-oracle
+    # wavesr, wavesr-zero-latents and autoencoder-oracle
+    assert err.count("no bundled weights (test)") == 3
     assert not out.exists()
 
 

@@ -7,16 +7,20 @@ import json
 import pytest
 import torch
 
+from wavesr.autoencoder import FrequencyAutoencoder
 from wavesr.bundle import MANIFEST, load_bundle, save_bundle, sha256_of
 from wavesr.config import load_config
 from wavesr.errors import CheckpointError
+from wavesr.transformer import LatentDiffusionTransformer
 
 
 def _networks() -> dict[str, dict[str, torch.Tensor]]:
-    gen = torch.Generator().manual_seed(0)
+    """The tiny preset's networks (the bundle's config must build exactly these tensors)."""
+    config = load_config("tiny")
+    torch.manual_seed(0)
     return {
-        "autoencoder": {"a.weight": torch.randn(4, 3, generator=gen), "a.steps": torch.arange(3)},
-        "ldt": {"b.weight": torch.randn(2, 2, generator=gen)},
+        "autoencoder": FrequencyAutoencoder(config.autoencoder).state_dict(),
+        "ldt": LatentDiffusionTransformer(config.ldt).state_dict(),
     }
 
 
@@ -55,12 +59,14 @@ def test_manifest_records_each_files_sha256(bundle_dir):
 
 
 def test_half_precision_export_keeps_integer_tensors(tmp_path):
-    save_bundle(tmp_path, "autoencoder", load_config("tiny"), _networks(), dtype=torch.float16)
-    tensors = load_bundle(tmp_path).tensors["autoencoder"]
-    assert tensors["a.weight"].dtype == torch.float16
-    assert tensors["a.steps"].dtype == torch.int64
+    networks = {"autoencoder": _networks()["autoencoder"], "counters": {"steps": torch.arange(3)}}
+    save_bundle(tmp_path, "autoencoder", load_config("tiny"), networks, dtype=torch.float16)
+    tensors = load_bundle(tmp_path).tensors
+    weight = tensors["autoencoder"]["encoder.conv_in.weight"]
+    assert weight.dtype == torch.float16
+    assert tensors["counters"]["steps"].dtype == torch.int64
     torch.testing.assert_close(
-        tensors["a.weight"].float(), _networks()["autoencoder"]["a.weight"], atol=1e-3, rtol=1e-3
+        weight.float(), networks["autoencoder"]["encoder.conv_in.weight"], atol=1e-3, rtol=1e-3
     )
 
 
@@ -72,8 +78,8 @@ def test_sha256_mismatch_names_the_file(bundle_dir):
     with pytest.raises(CheckpointError, match="SHA-256 mismatch for ldt.safetensors") as info:
         load_bundle(bundle_dir)
     assert info.value.path == str(path)
-    changed = load_bundle(bundle_dir, verify=False).tensors["ldt"]["b.weight"]
-    assert not torch.equal(changed, _networks()["ldt"]["b.weight"])
+    changed, original = load_bundle(bundle_dir, verify=False).tensors["ldt"], _networks()["ldt"]
+    assert any(not torch.equal(changed[k], original[k]) for k in original)
 
 
 def test_missing_manifest(tmp_path):
@@ -99,3 +105,17 @@ def test_bad_manifest_content(bundle_dir):
     (bundle_dir / MANIFEST).write_text(json.dumps(manifest))
     with pytest.raises(CheckpointError, match="unknown bundle format"):
         load_bundle(bundle_dir)
+
+
+def test_config_edited_against_its_weights_is_refused_before_loading(bundle_dir, monkeypatch):
+    """The config must build exactly the tensors the headers list; no tensor is read first."""
+    manifest = json.loads((bundle_dir / MANIFEST).read_text())
+    manifest["config"]["ldt"]["hidden_size"] = 64
+    (bundle_dir / MANIFEST).write_text(json.dumps(manifest))
+    monkeypatch.setattr("wavesr.bundle.load_tensors", lambda path: pytest.fail(f"read {path}"))
+    with pytest.raises(CheckpointError) as info:
+        load_bundle(bundle_dir)
+    assert str(info.value) == (
+        f"{bundle_dir}: config and weights disagree: ldt.hidden_size is 64 in wavesr.json "
+        "but 32 in ldt.safetensors"
+    )

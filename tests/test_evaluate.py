@@ -10,23 +10,27 @@ import torch
 from helpers import hand_bicubic, phantom
 from PIL import Image
 
-from wavesr.bundle import load_bundle
+from wavesr.autoencoder import FrequencyAutoencoder
+from wavesr.bundle import load_bundle, save_bundle
 from wavesr.cli import main
+from wavesr.config import load_config
 from wavesr.data.load import load_slices
 from wavesr.data.prepare import prepare_slice
-from wavesr.degrade import Degradation, degrade
+from wavesr.degrade import Degradation, back_project, degrade
 from wavesr.errors import InputError
 from wavesr.evaluate import EvalSettings, evaluate, select_evenly
 from wavesr.methods import register_method, unregister_method
-from wavesr.metrics import count_parameters, psnr
+from wavesr.metrics import band_energy, count_parameters, psnr
 from wavesr.pipeline import WaveSRPipeline
 from wavesr.report import cpu_model, fmt, fmt_count, markdown_table
+from wavesr.transformer import LatentDiffusionTransformer
 
 SIZE = 32
 KEYS = {
     "psnr",
     "ssim",
     "band_psnr",
+    "band_energy_ratio",
     "fid",
     "fid_note",
     "seconds_per_slice",
@@ -63,6 +67,17 @@ def _both_bicubic(data: dict[str, Path], out: Path) -> list[str]:
     return [vol, png, "--methods", "bicubic", "--out", str(out), "--size", str(SIZE)]
 
 
+def _bicubic_energy_ratio(path: Path) -> list[float]:
+    """Band energies of bicubic x4 and of HR, each summed over the slices of `path`, divided."""
+    sr_energy, hr_energy = np.zeros(10), np.zeros(10)
+    for image in load_slices(path).slices:
+        hr = prepare_slice(image, SIZE, "area", 4)
+        _, up = degrade(torch.from_numpy(hr)[None, None], Degradation("bicubic", 4))
+        sr_energy += band_energy(up[0, 0].clamp(0, 1).numpy())
+        hr_energy += band_energy(hr)
+    return list(sr_energy / hr_energy)
+
+
 def test_bicubic_end_to_end_matches_hand_metrics(data, tmp_path: Path) -> None:
     out = tmp_path / "eval"
     not_torchscript = tmp_path / "inception.pt"
@@ -87,6 +102,9 @@ def test_bicubic_end_to_end_matches_hand_metrics(data, tmp_path: Path) -> None:
     assert m["ssim"] == pytest.approx(np.mean(s_vol + s_png), abs=1e-9)
     assert len(m["band_psnr"]) == 10
     assert m["datasets"]["vol"]["band_psnr"] == pytest.approx(np.mean(b_vol, axis=0).tolist())
+    energy = m["datasets"]["vol"]["band_energy_ratio"]
+    assert energy == pytest.approx(_bicubic_energy_ratio(data["vol"] / "v.npy"))
+    assert energy[0] == pytest.approx(1.0, abs=0.05) and energy[-1] < 0.5  # bicubic blurs
     assert m["datasets"]["vol"]["psnr"] == pytest.approx(np.mean(p_vol), abs=1e-9)
     assert m["datasets"]["png"]["psnr"] == pytest.approx(np.mean(p_png), abs=1e-9)
     assert [m["datasets"][k]["n_slices"] for k in ("vol", "png")] == [5, 3]
@@ -109,6 +127,8 @@ def test_bicubic_end_to_end_matches_hand_metrics(data, tmp_path: Path) -> None:
     assert "| Method | Params | GFLOPs | s/slice | PSNR (dB) | SSIM | FID |" in report
     assert f"| bicubic | – | – | {fmt(m['seconds_per_slice'], 4)} | {fmt(m['psnr'])} |" in report
     assert "| Method | B1 | B2 |" in report and "B10 |" in report
+    assert "## Table 3: band energy ratio" in report and "| Method | E1 | E2 |" in report
+    assert "| bicubic | " + " | ".join(fmt(v) for v in m["band_energy_ratio"]) + " |" in report
     assert "wavesr evaluate " + str(data["vol"]) in report and "--methods bicubic" in report
     assert cpu_model() in report and torch.__version__ in report
     assert "GFLOPs count one full SR of one slice" in report
@@ -175,6 +195,36 @@ def test_network_methods_with_a_tiny_trained_model(
     report = (out / "report.md").read_text()
     assert f"| wavesr | {fmt_count(wsr['params'])} | {fmt(wsr['gflops_per_slice'])} |" in report
     assert "includes all 2 sampling steps" in report
+
+
+def test_zero_latents_row_beside_wavesr(data, tmp_path: Path) -> None:
+    """`wavesr-zero-latents` decodes all-zero latents with wavesr's model (untrained here)."""
+    config = load_config("tiny")
+    nets = {
+        "autoencoder": FrequencyAutoencoder(config.autoencoder).state_dict(),
+        "ldt": LatentDiffusionTransformer(config.ldt).state_dict(),
+    }
+    root = save_bundle(tmp_path / "model", "wavesr", config, nets)
+    settings = EvalSettings(size=SIZE, fid=False, steps=2, consistency_steps=2)
+    names = ["wavesr", "wavesr-zero-latents"]
+    result = evaluate([data["vol"]], names, settings, model=root, progress=False)
+    wsr, zero = (result.metrics["methods"][n] for n in names)
+    assert zero["info"]["model"] == wsr["info"]["model"] == str(root)
+    assert zero["info"]["consistency_steps"] == 2 and zero["params"] < wsr["params"]
+    assert len(zero["band_energy_ratio"]) == 10
+    pipe = WaveSRPipeline.from_pretrained(root)
+    expected = []
+    for image in load_slices(data["vol"] / "v.npy").slices:
+        hr = torch.from_numpy(prepare_slice(image, SIZE, "area", 4))[None, None]
+        _, up = degrade(hr, Degradation("bicubic", 4))
+        with torch.no_grad():
+            ll_lr, ll_latent, size = pipe.encode_condition(up)
+            zeros = torch.zeros(1, config.ldt.in_channels, *ll_latent.shape[-2:])
+            sr = pipe.decode(ll_lr, ll_latent, zeros, size)
+        sr = back_project(sr, up, Degradation("bicubic", 4), 2)
+        expected.append(psnr(sr[0, 0], hr[0, 0]))
+    assert zero["psnr"] == pytest.approx(np.mean(expected), abs=1e-4)
+    assert zero["psnr"] != pytest.approx(wsr["psnr"], abs=1e-3)
 
 
 def test_scale_mismatch_is_a_user_error(data, tiny_model, tmp_path: Path, capsys) -> None:

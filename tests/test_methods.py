@@ -11,7 +11,7 @@ from wavesr import methods
 from wavesr.autoencoder import FrequencyAutoencoder
 from wavesr.bundle import save_bundle
 from wavesr.config import load_config
-from wavesr.degrade import Degradation
+from wavesr.degrade import Degradation, back_project
 from wavesr.errors import CheckpointError, ConfigError
 from wavesr.methods import (
     MethodContext,
@@ -23,6 +23,7 @@ from wavesr.methods import (
     unregister_method,
 )
 from wavesr.metrics import count_parameters
+from wavesr.pipeline import WaveSRPipeline
 from wavesr.transformer import LatentDiffusionTransformer
 
 
@@ -69,7 +70,9 @@ def _bundle(root: Path, *, scale: int = 4, with_ldt: bool = False) -> Path:
 
 
 def test_builtins_are_registered() -> None:
-    assert {"bicubic", "autoencoder-oracle", "wavesr"} <= set(known_methods())
+    assert {"bicubic", "autoencoder-oracle", "wavesr", "wavesr-zero-latents"} <= set(
+        known_methods()
+    )
     assert known_methods() == sorted(known_methods())
 
 
@@ -193,3 +196,68 @@ def test_plugin_import_ignores_only_the_missing_module(monkeypatch, tmp_path: Pa
         methods._load_plugin("wavesr_test_plugin")  # present but broken: raises
     if "wavesr.baselines.methods" in sys.modules:  # the baselines registered theirs
         assert {"edsr", "pixel-diffusion"} <= set(known_methods())
+
+
+def _decode_zeros_by_hand(root: Path, lr_up: torch.Tensor, iterations: int) -> torch.Tensor:
+    """The WaveSR pipeline with zero generated latents, written out step by step."""
+    pipe = WaveSRPipeline.from_pretrained(root)
+    with torch.no_grad():
+        ll_lr, ll_latent, size = pipe.encode_condition(lr_up)
+        channels = load_config("tiny").ldt.in_channels  # 4 bands x 3 latent channels
+        zeros = torch.zeros(lr_up.shape[0], channels, *ll_latent.shape[-2:])
+        sr = pipe.decode(ll_lr, ll_latent, zeros, size)
+        return back_project(sr, lr_up, Degradation("bicubic", 4), iterations)
+
+
+def test_zero_latents_is_wavesr_decoding_zeros(tmp_path: Path) -> None:
+    root = _bundle(tmp_path / "full", with_ldt=True)
+    ctx = _ctx(model=root, steps=2, consistency_steps=3)
+    zero = build_method("wavesr-zero-latents", ctx)
+    lr_up = torch.rand(2, 1, 24, 20)  # not a multiple of the stride: padded, then cropped
+    sr = zero(torch.rand(2, 1, 6, 5), lr_up, torch.rand(2, 1, 24, 20))
+    assert torch.allclose(sr, _decode_zeros_by_hand(root, lr_up, 3), atol=1e-6)
+    wavesr = build_method("wavesr", ctx)(lr_up, lr_up, lr_up)
+    assert (sr - wavesr).abs().max() > 1e-3  # the LDT's latents are not zero
+
+
+def test_zero_latents_feeds_the_decoder_exact_zeros(tmp_path: Path, monkeypatch) -> None:
+    """Zero in the decoder's latent space: the LDT and its latent scaling are never used."""
+    pipe = build_method(
+        "wavesr-zero-latents", _ctx(model=_bundle(tmp_path, with_ldt=True))
+    ).pipeline
+    seen = []
+    decode = pipe.decode
+
+    def spy(ll_lr, ll_latent, high_latents, size):
+        seen.append(high_latents)
+        return decode(ll_lr, ll_latent, high_latents, size)
+
+    def no_sampling(*args, **kwargs):
+        raise AssertionError("the LDT was sampled")
+
+    monkeypatch.setattr(pipe, "decode", spy)
+    monkeypatch.setattr(pipe, "sample_high_frequency_latents", no_sampling)
+    method = methods.WaveSRZeroLatents(pipe, consistency_steps=0)
+    lr_up = torch.rand(3, 1, 16, 16)
+    method(lr_up, lr_up, lr_up)
+    (high,) = seen
+    assert high.shape == (3, load_config("tiny").ldt.in_channels, 2, 2)  # 16 px / stride 8
+    assert torch.count_nonzero(high) == 0
+
+
+def test_zero_latents_uses_the_wavesr_model_and_settings(tmp_path: Path) -> None:
+    root = _bundle(tmp_path / "full", with_ldt=True)
+    method = build_method("wavesr-zero-latents", _ctx(weights={"wavesr": root}))
+    assert method.info["model"] == str(root) and method.info["model_kind"] == "wavesr"
+    assert method.info["consistency_steps"] == 0  # the model's own diffusion config
+    assert not hasattr(method, "steps")  # not a diffusion method: no sampling steps
+    assert count_parameters(method.network()) == count_parameters(
+        FrequencyAutoencoder(load_config("tiny").autoencoder)
+    )
+    own = build_method(
+        "wavesr-zero-latents",
+        _ctx(weights={"wavesr": tmp_path / "elsewhere", "wavesr-zero-latents": root}),
+    )
+    assert own.info["model"] == str(root)
+    with pytest.raises(ConfigError, match="needs a full wavesr model"):
+        build_method("wavesr-zero-latents", _ctx(model=_bundle(tmp_path / "ae")))

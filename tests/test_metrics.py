@@ -12,9 +12,12 @@ from wavesr import metrics
 from wavesr.errors import InputError
 from wavesr.metrics import (
     FIDMetric,
+    band_energy,
+    band_energy_ratio,
     band_masks,
     band_psnr,
     count_parameters,
+    energy_ratio,
     fid_status,
     flops_per_call,
     frechet_distance,
@@ -183,6 +186,73 @@ def test_band_psnr_data_range_and_empty_band() -> None:
 def test_band_masks_reject_bad_radius() -> None:
     with pytest.raises(InputError, match="radius"):
         band_masks((8, 8), 10, "diagonal")
+
+
+# ----------------------------------------------------------------------------- band energy
+
+
+def _cosine(amplitude: float, cycles: int, size: int = 64) -> np.ndarray:
+    """0.5 + amplitude * cos(2 pi cycles x / size) on a size x size grid (varies along x)."""
+    xx = np.arange(size)[None, :] * np.ones((size, 1))
+    return 0.5 + amplitude * np.cos(2 * np.pi * cycles * xx / size)
+
+
+def test_band_energy_of_a_cosine_by_hand() -> None:
+    # 8 cycles on 64 px: f = 1/8 cycle/px, r = f / 0.5 = 0.25 -> band 2 ([0.2, 0.3)).
+    energy = band_energy(_cosine(0.25, 8))
+    dc = 0.5**2 * 64 * 64  # sum of the mean's square
+    wave = 0.25**2 / 2 * 64 * 64  # sum of the cosine's square
+    assert energy[0] == pytest.approx(dc) and energy[2] == pytest.approx(wave)
+    assert sum(energy[1:2] + energy[3:]) == pytest.approx(0.0, abs=1e-20)
+
+
+def test_band_energy_adds_up_to_the_image_energy(rng: np.random.Generator) -> None:
+    image = rng.random((33, 40))
+    assert sum(band_energy(image, radius="corner")) == pytest.approx(np.sum(image**2))
+    assert band_energy(torch.from_numpy(image)[None, None]) == pytest.approx(band_energy(image))
+
+
+def test_band_energy_ratio_of_half_the_image_is_a_quarter(rng: np.random.Generator) -> None:
+    target = rng.random((32, 40))
+    assert band_energy_ratio(0.5 * target, target) == pytest.approx([0.25] * 10)
+
+
+def test_band_energy_ratio_of_constant_images() -> None:
+    for size in ((32, 32), (32, 20)):  # 32 x 20 leaves FFT round-off in the empty bands
+        ratios = band_energy_ratio(np.full(size, 0.25), np.full(size, 0.5))
+        assert ratios[0] == pytest.approx(0.25)
+        assert all(math.isnan(v) for v in ratios[1:])  # no reference energy: undefined
+    assert all(math.isnan(v) for v in band_energy_ratio(np.ones((8, 8)), np.zeros((8, 8))))
+
+
+def test_band_energy_ratio_of_a_cosine_lands_in_its_band() -> None:
+    target = _cosine(0.25, 8)
+    ratios = band_energy_ratio(_cosine(0.5, 8), target)
+    assert ratios[0] == pytest.approx(1.0) and ratios[2] == pytest.approx(4.0)
+    assert all(math.isnan(ratios[k]) for k in (1, *range(3, 10)))
+    flat = band_energy_ratio(np.full((64, 64), 0.5), target)  # blur removes the whole band
+    assert flat[0] == pytest.approx(1.0) and flat[2] == pytest.approx(0.0, abs=1e-12)
+    # Plus a cosine of 20 cycles (r = 0.625, band 6), where the reference has no energy.
+    extra = band_energy_ratio(target + _cosine(0.25, 20) - 0.5, target)
+    assert extra[2] == pytest.approx(1.0) and math.isnan(extra[6])
+    assert band_energy(target + _cosine(0.25, 20) - 0.5)[6] == pytest.approx(0.25**2 / 2 * 64**2)
+
+
+def test_energy_ratio_aggregates_pooled_or_mean() -> None:
+    pred = [[1.0, 2.0], [3.0, 5.0]]
+    target = [[1.0, 4.0], [3.0, 0.0]]  # slice 2's band 2 is empty
+    assert energy_ratio(pred, target) == pytest.approx([4 / 4, 7 / 4])  # summed energies
+    assert energy_ratio(pred, target, aggregate="mean") == pytest.approx([1.0, 0.5])
+    assert energy_ratio(pred[0], target[0]) == pytest.approx([1.0, 0.5])
+    nan = energy_ratio([[1.0, 2.0]], [[1.0, 0.0]], aggregate="mean")[1]
+    assert math.isnan(nan)
+
+
+def test_energy_ratio_rejects_bad_arguments() -> None:
+    with pytest.raises(InputError, match="aggregate"):
+        energy_ratio([1.0], [1.0], aggregate="median")
+    with pytest.raises(InputError, match="shape"):
+        energy_ratio([[1.0, 2.0]], [[1.0, 2.0, 3.0]])
 
 
 # ----------------------------------------------------------------------------- cost

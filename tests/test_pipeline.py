@@ -118,3 +118,19 @@ def test_back_projection_uses_the_given_degradation(tiny_model) -> None:
     given = kspace_error(pipe(lr_up, steps=2, consistency_steps=10, degradation=kspace))
     own = kspace_error(pipe(lr_up, steps=2, consistency_steps=10))
     assert given < 0.1 * min(plain, own), (given, plain, own)
+
+
+def test_tiled_sampling_matches_whole_slice_when_one_window_covers(tiny_model) -> None:
+    from wavesr.tiling import TiledDenoiser
+
+    pipe = WaveSRPipeline.from_pretrained(tiny_model)
+    assert pipe.denoiser is pipe.ldt  # tile_window 0 in the tiny preset: no tiling
+    cond = torch.randn(2, 3, 6, 6, generator=torch.Generator().manual_seed(0))
+    kwargs = dict(steps=3, seed=4, sampler="ddim", progress=False)
+    whole = pipe.sample_high_frequency_latents(cond, **kwargs)
+    pipe.config.diffusion.tile_window, pipe.config.diffusion.tile_overlap = 6, 2
+    assert isinstance(pipe.denoiser, TiledDenoiser)
+    torch.testing.assert_close(pipe.sample_high_frequency_latents(cond, **kwargs), whole)
+    pipe.config.diffusion.tile_window = 4  # 6 x 6 latents: 2 x 2 overlapping windows
+    tiled = pipe.sample_high_frequency_latents(cond, **kwargs)
+    assert tiled.shape == whole.shape and torch.isfinite(tiled).all()

@@ -12,7 +12,7 @@ from wavesr.transformer import (
     sincos_2d,
 )
 
-MODES = ("cross-attention", "concat")
+MODES = ("cross-attention", "concat", "concat+cross-attention")
 
 
 def _model(seed: int = 0, **overrides) -> LatentDiffusionTransformer:
@@ -198,3 +198,21 @@ def test_gradients_reach_every_parameter() -> None:
     for name, p in model.named_parameters():
         assert p.grad is not None, name
         assert p.grad.abs().max() > 0, name
+
+
+def test_combined_conditioning_has_both_paths() -> None:
+    """concat+cross-attention: the condition joins the input channels and every block attends."""
+    model = _model(conditioning="concat+cross-attention")
+    cfg = model.config
+    assert model.x_embedder.in_channels == cfg.in_channels + cfg.cond_channels
+    assert model.cond_embedder is not None
+    assert all(block.cross_attn is not None for block in model.blocks)
+    _perturb(model)
+    x, t, cond = _inputs(cfg)
+    # Zeroing every cross-attention gate leaves the concatenated path: output still depends on cond.
+    with torch.no_grad():
+        for block in model.blocks:
+            n = cfg.hidden_size
+            block.adaLN_modulation[-1].weight[6 * n :].zero_()
+            block.adaLN_modulation[-1].bias[6 * n :].zero_()
+    assert not torch.allclose(model(x, t, cond), model(x, t, cond + 1.0))

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -21,24 +21,28 @@ from tqdm.auto import tqdm
 from wavesr import figures
 from wavesr.errors import ConfigError
 from wavesr.evaluate import (
-    N_BANDS,
+    REPORT_SLICES,
     EvalSettings,
     FIDTracker,
     MethodRun,
-    band_table,
+    add_report_panels,
+    check_report_slices,
     dataset_entry,
     flatten_slices,
     json_number,
     load_eval_sets,
     method_context,
     method_entry,
-    report_header,
+    report_frames,
+    report_indices,
+    report_viewer,
     run_method,
     select_evenly,
     write_files,
 )
 from wavesr.methods import MethodContext, SRMethod, build_method, known_methods
-from wavesr.report import fmt, fmt_count, machine_info, markdown_table
+from wavesr.report import html, machine_info, viewer
+from wavesr.report.markdown import benchmark_markdown as render_markdown  # re-exported
 
 __all__ = [
     "BenchmarkResult",
@@ -51,6 +55,7 @@ __all__ = [
 ]
 
 BANDS_FIGURE = "bands.png"
+REPORT_HTML = "report.html"
 SPEED_PAIR = ("wavesr", "pixel-diffusion")  # the speed table's ratio is pixel / wavesr
 
 
@@ -91,6 +96,7 @@ class FigureSlice:
 class BenchmarkResult:
     doc: dict  # benchmark.json's content, without the command
     figures: list[FigureSlice]
+    viewers: list[viewer.Viewer] = field(default_factory=list)  # report.html's slice viewer
 
 
 # ----------------------------------------------------------------------------- methods
@@ -192,13 +198,18 @@ def benchmark(
     model: Path | None = None,
     weights: dict[str, Path] | None = None,
     progress: bool = True,
+    report_slices: int = REPORT_SLICES,
 ) -> BenchmarkResult:
-    """Run the benchmark; nothing is written. Raises before any work on bad settings."""
+    """Run the benchmark; nothing is written. Raises before any work on bad settings.
+
+    The result keeps `report_slices` evenly spaced slices (8-bit PNGs) for report.html.
+    """
     started = time.perf_counter()
     step_counts = options.validate()
     top = step_counts[-1]
     settings = replace(settings, steps=top)
     deg = settings.validate()
+    check_report_slices(report_slices)
     if not methods:
         raise ConfigError("no methods given (--methods bicubic ...)")
     ctx = method_context(settings, deg, model, weights)  # settings.steps is the top count
@@ -215,6 +226,9 @@ def benchmark(
     figure_idx = select_evenly(n, options.figure_slices) if options.figure_slices else []
     speed_idx = select_evenly(n, options.speed_slices or None)
     speed_slices = [slices[i] for i in speed_idx]
+    shown = report_indices(n, report_slices)
+    frames = report_frames(slices, sets, deg, shown, bicubic="bicubic" not in built)
+    keep = set(figure_idx) | set(shown)
 
     extra = step_counts[:-1]
     n_diffusion = sum(_is_diffusion(m) for m in built.values())
@@ -234,8 +248,11 @@ def benchmark(
             _set_steps(method, top)
         stages.set_postfix_str(f"{name} ({top} steps)" if diffusion else name)
         runs[name] = run_method(
-            name, method, slices, deg, settings, fid, progress=progress, keep=figure_idx
+            name, method, slices, deg, settings, fid, progress=progress, keep=keep
         )
+        add_report_panels(frames, shown, runs[name], slices)
+        for j in set(runs[name].outputs) - set(figure_idx):  # the viewer keeps 8-bit PNGs
+            del runs[name].outputs[j]
         stages.update()
         if not diffusion:
             continue
@@ -307,181 +324,47 @@ def benchmark(
         for k, f in enumerate(figs, 1)
     ]
     doc["timings"]["total_seconds"] = time.perf_counter() - started
-    return BenchmarkResult(doc, figs)
+    return BenchmarkResult(doc, figs, [report_viewer(frames, n)] if frames else [])
 
 
 def _figure_name(k: int) -> str:
     return f"fig3_slice_{k}.png"
 
 
-# ----------------------------------------------------------------------------- report
-
-
-def _table1(doc: dict) -> str:
-    rows = [
-        [
-            name,
-            fmt(m["steps"]),
-            fmt_count(m["params"]),
-            fmt(m["gflops_per_slice"]),
-            fmt(m["seconds_per_slice"], 4),
-            fmt(m["psnr"]),
-            fmt(m["ssim"], 4),
-            fmt(m["fid"]),
-        ]
-        for name, m in doc["methods"].items()
-    ]
-    headers = ["Method", "Steps", "Params", "GFLOPs", "s/slice", "PSNR (dB)", "SSIM", "FID"]
-    return markdown_table(headers, rows, "lrrrrrrr")
-
-
-def _speed_markdown(doc: dict) -> list[str]:
-    speed, settings = doc["speed"], doc["settings"]
-    names = speed["methods"]
-    if not names:
-        return ["No diffusion method was benchmarked.", ""]
-    rows = []
-    for row in speed["rows"]:
-        rows.append(
-            [
-                row["steps"],
-                row["n_slices"],
-                *(fmt(row["seconds_per_slice"][n], 4) for n in names),
-                *(fmt(row["gflops_per_slice"][n]) for n in names),
-                fmt(row["ratio_pixel_over_wavesr"]),
-            ]
-        )
-    headers = [
-        "Steps",
-        "Slices timed",
-        *(f"{n} s/slice" for n in names),
-        *(f"{n} GFLOPs" for n in names),
-        "pixel-diffusion / wavesr",
-    ]
-    top = settings["table_steps"]
-    n_all = sum(d["n_slices"] for d in doc["datasets"])
-    if settings["speed_slices"] >= n_all:
-        subset = f"- Every step count: timed on all {n_all} slices."
-    else:
-        subset = (
-            f"- {top} steps: timed on all {n_all} slices (the Table 1 run). Other step counts: "
-            f"timed on one fixed subset of {settings['speed_slices']} evenly spaced slices "
-            "(same LR inputs) for every method, so each row compares the methods on the same "
-            "slices."
-        )
-    return [
-        markdown_table(headers, rows, "r" * len(headers)),
-        subset,
-        "- s/slice: wall time of the SR calls only, batches of "
-        f"{settings['batch']} on {settings['device']}; the first batch is preceded by an "
-        "untimed warm-up call (the FLOP count).",
-        "- Ratio: pixel-diffusion s/slice divided by wavesr s/slice at the same step count "
-        "(– when either was not benchmarked).",
-        "",
-    ]
-
-
-def render_markdown(doc: dict, command: str) -> str:
-    settings, methods = doc["settings"], doc["methods"]
-    top = settings["table_steps"]
-    n_all = sum(d["n_slices"] for d in doc["datasets"])
-    lines = [
-        "# WaveSR benchmark",
-        "",
-        f"x{settings['scale']} super-resolution, degradation **{settings['degradation']}**, "
-        f"{n_all} slices (reduced to at most {settings['size']} px, {settings['resize']}), the "
-        "same slices and LR inputs for every method, one run on one machine. Metrics on "
-        "[0, 1]-normalised slices (data range 1).",
-        "",
-        *report_header(command, doc["machine"], doc["datasets"]),
-        f"## Table 1: quality and cost (diffusion methods at {top} sampling steps)",
-        "",
-        _table1(doc),
-        f"- Steps: sampling steps of the diffusion methods (the largest of --steps, {top}).",
-        "- GFLOPs: one full SR of one slice (all sampling steps); a multiply-add counts 2.",
-        "- s/slice: wall time of the SR calls only (no loading, degradation or metrics).",
-        *(f"- FID {name}: {m['fid_note']}" for name, m in methods.items()),
-        *(f"- Skipped {name}: {why}" for name, why in doc["skipped"].items()),
-        "",
-        "## Table 2: PSNR (dB) per frequency band, low to high",
-        "",
-        band_table(methods),
-        f"Band k: the error spectrum at normalised radius [(k-1)/{N_BANDS}, k/{N_BANDS}) of "
-        "Nyquist (the last band also the corners); see docs/metrics.md.",
-        "",
-        f"![PSNR per band]({doc['bands_figure']})",
-        "",
-        "## Speed: seconds per slice against sampling steps",
-        "",
-        *_speed_markdown(doc),
-    ]
-    if doc["figures"]:
-        lines += [
-            "## Figures: outputs, spectra and error spectra (paper Fig. 3 and 4)",
-            "",
-            "Row 1: each output with a zoomed inset; row 2: log-magnitude spectrum; row 3: "
-            "log-magnitude spectrum of the error (output - ground truth).",
-            "",
-        ]
-        for f in doc["figures"]:
-            lines += [f"- {f['file']}: {f['dataset']} / {f['slice']}", ""]
-            lines += [f"  ![{f['slice']}]({f['file']})", ""]
-    if len(doc["datasets"]) > 1:
-        lines += ["## Table 1 per dataset", ""]
-        for d in doc["datasets"]:
-            rows = [
-                [
-                    name,
-                    fmt(m["steps"]),
-                    fmt_count(m["params"]),
-                    fmt(m["gflops_per_slice"]),
-                    m["datasets"][d["name"]]["n_slices"],
-                    fmt(m["datasets"][d["name"]]["psnr"]),
-                    fmt(m["datasets"][d["name"]]["ssim"], 4),
-                ]
-                for name, m in methods.items()
-            ]
-            lines += [
-                f"### {d['name']}",
-                "",
-                markdown_table(
-                    ["Method", "Steps", "Params", "GFLOPs", "Slices", "PSNR (dB)", "SSIM"],
-                    rows,
-                    "lrrrrrr",
-                ),
-            ]
-        lines += ["FID and s/slice are measured over all datasets together (Table 1).", ""]
-    t = doc["timings"]
-    lines += [
-        "## Timings",
-        "",
-        f"Loading {fmt(t['load_seconds'])} s, whole benchmark {fmt(t['total_seconds'])} s.",
-    ]
-    return "\n".join(lines) + "\n"
-
-
 # ----------------------------------------------------------------------------- outputs
 
 
 def write_benchmark(result: BenchmarkResult, out: Path, command: str) -> list[Path]:
-    """Write benchmark.json, benchmark.md, bands.png and fig3_slice_K.png, each atomically.
+    """Write benchmark.json, benchmark.md, bands.png, fig3_slice_K.png and report.html (which
+    embeds the figures), each atomically.
 
     The texts are rendered before the first write; if any write fails, the files this call
     wrote are removed again.
     """
     out = Path(out)
+    html.require_frames(result.viewers, out / REPORT_HTML)
     doc = {"command": command, **result.doc}
     texts = {
         "benchmark.md": render_markdown(doc, command),
         "benchmark.json": json.dumps(doc, indent=2, allow_nan=False) + "\n",
     }
-    curves = {
-        name: [np.nan if v is None else v for v in m["band_psnr"]]
-        for name, m in doc["methods"].items()
-    }
-    writers = [lambda: figures.band_psnr_figure(curves, out / BANDS_FIGURE)]
+    curves, energy = (
+        {name: [np.nan if v is None else v for v in m[key]] for name, m in doc["methods"].items()}
+        for key in ("band_psnr", "band_energy_ratio")
+    )
+    writers = [lambda: figures.band_psnr_figure(curves, out / BANDS_FIGURE, energy=energy)]
     writers += [
         lambda f=f, k=k: figures.spectrum_figure(f.outputs, f.hr, out / _figure_name(k))
         for k, f in enumerate(result.figures, 1)
     ]
+    writers.append(lambda: _write_html(result, doc, out))
     return write_files(out, texts, writers)
+
+
+def _write_html(result: BenchmarkResult, doc: dict, out: Path) -> Path:
+    """report.html, with the figures just written embedded."""
+    shown = [(BANDS_FIGURE, "PSNR and energy ratio per band")]
+    shown += [(f["file"], f"{f['file']}: {f['dataset']} / {f['slice']}") for f in doc["figures"]]
+    embedded = [html.Figure(name, (out / name).read_bytes(), caption) for name, caption in shown]
+    page = html.benchmark_html(doc, doc["command"], result.viewers, embedded)
+    return html.write_page(out / REPORT_HTML, page)

@@ -4,14 +4,18 @@ A bundle is a folder with ``wavesr.json`` and one safetensors file per network::
 
     {"format": "wavesr-bundle/1", "kind": "wavesr", "config": {...full WaveSRConfig...},
      "files": {"autoencoder": {"file": "autoencoder.safetensors", "sha256": "..."}, ...},
-     "extras": {"latent_scale": ..., "cond_scale": ...}, "step": 1234}
+     "extras": {"hf_scale": [...], "hf_shift": [...], "cond_scale": [...], ...}, "step": 1234}
 
-Each file's SHA-256 is checked at load; a mismatch is a clear CheckpointError.
+Each file's SHA-256 is checked at load, and its safetensors header against the network the
+config describes (`wavesr.weights_check`), before any tensor is read; a mismatch is a clear
+CheckpointError.
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,6 +23,7 @@ import torch
 
 from wavesr.config import WaveSRConfig, config_from_dict
 from wavesr.errors import CheckpointError, ConfigError
+from wavesr.latent_scaling import LatentScaling
 from wavesr.training.checkpoint import (
     PICKLE_SUFFIXES,
     load_state_into,
@@ -27,7 +32,8 @@ from wavesr.training.checkpoint import (
     save_tensors,
     write_json,
 )
-from wavesr.transformer import LatentDiffusionTransformer
+from wavesr.transformer import LatentDiffusionTransformer, LDTConfig
+from wavesr.weights_check import check_weights, network_of
 
 FORMAT = "wavesr-bundle/1"
 MANIFEST = "wavesr.json"
@@ -124,6 +130,18 @@ def _check_manifest(manifest: object, path: Path) -> dict:
     return manifest
 
 
+def copy_bundle(source: str | Path, destination: str | Path) -> None:
+    """Copy a bundle's manifest and weight files (checked) into another folder."""
+    bundle = load_bundle(source)
+    destination = Path(destination)
+    destination.mkdir(parents=True, exist_ok=True)
+    manifest = read_json(bundle.root / MANIFEST)
+    for entry in manifest["files"].values():  # weights first, the manifest last (as save_bundle)
+        shutil.copyfile(bundle.root / entry["file"], destination / f".{entry['file']}.part")
+        os.replace(destination / f".{entry['file']}.part", destination / entry["file"])
+    write_json(manifest, destination / MANIFEST)
+
+
 def load_bundle(root: str | Path, *, verify: bool = True) -> Bundle:
     root = _manifest_root(Path(root))
     manifest_path = root / MANIFEST
@@ -134,7 +152,6 @@ def load_bundle(root: str | Path, *, verify: bool = True) -> Bundle:
         config = config_from_dict(manifest["config"])
     except ConfigError as exc:
         raise CheckpointError(f"invalid config in bundle: {exc}", manifest_path) from exc
-    tensors = {}
     for name, entry in manifest["files"].items():
         path = root / entry["file"]
         if not path.is_file():
@@ -145,7 +162,13 @@ def load_bundle(root: str | Path, *, verify: bool = True) -> Bundle:
                 f"(expected {entry['sha256'][:12]}..., got {sha256_of(path)[:12]}...)",
                 path,
             )
-        tensors[name] = load_tensors(path)
+        network = network_of(manifest["kind"], name)
+        if network is not None:  # the config must build exactly these tensors: check the header
+            check_weights(root, network, path, config, MANIFEST)
+    # Only once every file has passed are the tensors read.
+    tensors = {
+        name: load_tensors(root / entry["file"]) for name, entry in manifest["files"].items()
+    }
     return Bundle(
         root=root,
         kind=manifest["kind"],
@@ -158,21 +181,44 @@ def load_bundle(root: str | Path, *, verify: bool = True) -> Bundle:
 
 @dataclass
 class LoadedLDT:
-    """A bundle's LDT and its latent scales (the diffusion space is latent x scale)."""
+    """A bundle's LDT and its latent scalings (the diffusion space is ``scaling.to_diffusion``)."""
 
     model: LatentDiffusionTransformer
-    hf_scale: float
-    cond_scale: float
+    hf: LatentScaling  # the generated latents
+    cond: LatentScaling  # the LR LL latent that conditions the LDT
+
+
+def latent_scalings(extras: dict, ldt: LDTConfig) -> tuple[LatentScaling, LatentScaling]:
+    """The scalings stored in a bundle's extras (one float in bundles made before per-channel
+    scaling, per-channel lists since); 1 / no shift where absent."""
+    try:
+        hf = LatentScaling.from_extras(
+            extras.get("hf_scale", 1.0), extras.get("hf_shift"), ldt.in_channels
+        )
+        cond = LatentScaling.from_extras(
+            extras.get("cond_scale", 1.0), extras.get("cond_shift"), ldt.cond_channels
+        )
+    except (TypeError, ValueError, RuntimeError) as exc:
+        raise CheckpointError(f"invalid latent scales in bundle extras: {exc}", None) from exc
+    return hf, cond
+
+
+def scaling_extras(hf: LatentScaling, cond: LatentScaling) -> dict:
+    """The bundle extras that :func:`latent_scalings` reads back."""
+    (hf_scale, hf_shift), (cond_scale, cond_shift) = hf.to_extras(), cond.to_extras()
+    return {
+        "hf_scale": hf_scale,
+        "hf_shift": hf_shift,
+        "cond_scale": cond_scale,
+        "cond_shift": cond_shift,
+    }
 
 
 def load_ldt(bundle: Bundle) -> LoadedLDT:
-    """The LDT of a model bundle, in eval mode on the CPU, and its latent scales."""
+    """The LDT of a model bundle, in eval mode on the CPU, and its latent scalings."""
     if "ldt" not in bundle.tensors:
         raise CheckpointError("bundle has no LDT weights", bundle.root)
     ldt = LatentDiffusionTransformer(bundle.config.ldt)
     load_state_into(ldt, bundle.tensors["ldt"], bundle.root)
-    return LoadedLDT(
-        ldt.eval(),
-        hf_scale=float(bundle.extras.get("hf_scale", 1.0)),
-        cond_scale=float(bundle.extras.get("cond_scale", 1.0)),
-    )
+    hf, cond = latent_scalings(bundle.extras, bundle.config.ldt)
+    return LoadedLDT(ldt.eval(), hf=hf, cond=cond)

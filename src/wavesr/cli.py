@@ -10,7 +10,13 @@ import argparse
 import sys
 from pathlib import Path
 
-from wavesr.commands import positive_float, positive_int, unit_fraction
+from wavesr.commands import (
+    add_config_args,
+    add_max_voxels,
+    positive_float,
+    positive_int,
+    unit_fraction,
+)
 from wavesr.errors import OutputError, WaveSRError
 
 EXIT_USER_ERROR = 2
@@ -23,34 +29,36 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_USER_ERROR, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
-def _add_config_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--config", default="cpu", help="preset name (cpu, paper, tiny) or YAML file")
-    p.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a config value, e.g. --set ldt_training.train.batch_size=16",
-    )
-
-
 def _cmd_train(args: argparse.Namespace) -> int:
+    from wavesr.training.engine import shutdown_distributed
+
+    try:
+        return _train(args)
+    finally:
+        shutdown_distributed()  # under torchrun: before exit, or gloo may abort the process
+
+
+def _train(args: argparse.Namespace) -> int:
     from wavesr.config import load_config
     from wavesr.training import run
+    from wavesr.weights_check import check_training_start
 
     overrides = list(args.overrides)
     config = load_config(args.config, overrides)
     if args.data:
         config.data.paths = [str(p) for p in args.data]
     if args.max_steps is not None:
-        stage = {"autoencoder": config.autoencoder_training, "ldt": config.ldt_training}.get(
-            args.model, config.baseline_training
-        )
-        stage.train.max_steps = args.max_steps
+        stages = {
+            "autoencoder": [config.autoencoder_training],
+            "ldt": [config.ldt_training],
+            "wavesr": [config.autoencoder_training, config.ldt_training],
+        }
+        for stage in stages.get(args.model, [config.baseline_training]):
+            stage.train.max_steps = args.max_steps
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise OutputError("the run folder (--out) is an existing file", out)
+    check_training_start(args.model, config, out, resume=args.resume)
     common = dict(max_minutes=args.max_minutes, resume=args.resume, progress=not args.quiet)
     if args.model == "autoencoder":
         result = run.train_autoencoder(
@@ -62,6 +70,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
             robust_fraction=args.robust_fraction,
             **common,
         )
+    elif args.model == "wavesr":
+        result = run.train_wavesr(config, out, **common)
     elif args.model == "ldt":
         if not args.autoencoder:
             raise WaveSRError("wavesr train ldt needs --autoencoder RUN_AE (a stage-1 run folder)")
@@ -84,9 +94,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("train", help="train a model (autoencoder, ldt, edsr, pixel-diffusion)")
-    p.add_argument("model", choices=["autoencoder", "ldt", "edsr", "pixel-diffusion"])
-    _add_config_args(p)
+    p = sub.add_parser(
+        "train",
+        help="train a model: wavesr (both stages, then the bundle), or one stage (autoencoder, "
+        "ldt), or a baseline (edsr, pixel-diffusion)",
+    )
+    p.add_argument("model", choices=["wavesr", "autoencoder", "ldt", "edsr", "pixel-diffusion"])
+    add_config_args(p)
     p.add_argument("--data", nargs="+", type=Path, help="training data folders / files")
     p.add_argument("--out", required=True, type=Path, help="run folder")
     p.add_argument("--autoencoder", type=Path, help="stage-1 run folder (for `ldt`)")
@@ -121,6 +135,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--resume", action="store_true", help="continue from the latest checkpoint")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_max_voxels(p)
     p.set_defaults(func=_cmd_train)
 
     for register in _extra_commands():
@@ -138,8 +153,11 @@ def _extra_commands():
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    from wavesr.data.types import voxel_limit
+
     try:
-        return int(args.func(args) or 0)
+        with voxel_limit(getattr(args, "max_voxels", None)):
+            return int(args.func(args) or 0)
     except WaveSRError as exc:
         if args.debug:
             raise

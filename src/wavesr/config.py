@@ -19,9 +19,12 @@ from typing import Any
 import yaml
 
 from wavesr.autoencoder import AutoencoderConfig
+from wavesr.config_bounds import check_size_limits
+from wavesr.diffusion.gaussian_diffusion import LOSS_WEIGHTINGS
 from wavesr.errors import ConfigError
 from wavesr.io_atomic import atomic_write
-from wavesr.transformer import LDTConfig
+from wavesr.latent_scaling import LATENT_SCALINGS
+from wavesr.transformer import CONDITIONING_MODES, LDTConfig
 
 PRESET_DIR = Path(__file__).parent / "configs"
 
@@ -61,6 +64,8 @@ class TrainConfig:
     keep_last: int = 3
     mixed_precision: str = "no"  # "no", "fp16", "bf16"
     ema_decay: float = 0.0  # 0 disables EMA
+    validate_every: int = 0  # steps between validations (tasks that have one); 0 = off
+    validation_slices: int = 16  # training-split slices held out for the validation
 
 
 @dataclass
@@ -77,6 +82,11 @@ class DiffusionConfig:
     learn_sigma: bool = True
     vlb_weight: float = 1e-4
     vlb_scaling: str = "per-dim-bits"
+    loss_weighting: str = "uniform"  # "uniform" (L_simple) or "min-snr" (Min-SNR-gamma)
+    min_snr_gamma: float = 5.0
+    # "global": one scale for all generated channels (the SD VAE's 0.18215 habit);
+    # "per-channel": each latent channel standardised to zero mean, unit std (latent_scaling.py).
+    latent_scaling: str = "global"
     sampler: str = "ddim"  # "ddim" or "ancestral"
     sample_steps: int = 50
     eta: float = 0.0
@@ -85,6 +95,10 @@ class DiffusionConfig:
     temperature: float = 1.0
     # Iterations of back-projection onto the LR input after decoding (0 = off; docs/design.md).
     consistency_steps: int = 0
+    # Tiled sampling (tiling.py): latents larger than this window (latent pixels; 0 = never) are
+    # denoised as overlapping windows, blended; the cpu preset uses its training crop.
+    tile_window: int = 0
+    tile_overlap: int = 8
 
 
 @dataclass
@@ -93,6 +107,13 @@ class BaselineConfig:
     edsr_channels: int = 32
     unet_channels: int = 32
     unet_mults: list[int] = field(default_factory=lambda: [1, 2, 2])
+
+
+@dataclass
+class WaveSRTrainingConfig:
+    """`wavesr train wavesr`: how its --max-minutes is shared between the stages."""
+
+    autoencoder_share: float = 0.35  # stage 2 gets the rest
 
 
 @dataclass
@@ -106,6 +127,7 @@ class WaveSRConfig:
     ldt_training: StageConfig = field(default_factory=StageConfig)
     baseline_training: StageConfig = field(default_factory=StageConfig)
     baselines: BaselineConfig = field(default_factory=BaselineConfig)
+    wavesr_training: WaveSRTrainingConfig = field(default_factory=WaveSRTrainingConfig)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -118,10 +140,19 @@ class WaveSRConfig:
             (self.diffusion.noise_schedule in ("cosine", "linear"), "diffusion.noise_schedule"),
             (self.diffusion.predict in ("eps", "x0"), "diffusion.predict must be eps or x0"),
             (self.diffusion.sampler in ("ddim", "ancestral"), "diffusion.sampler: ddim|ancestral"),
+            (
+                self.diffusion.loss_weighting in LOSS_WEIGHTINGS,
+                "diffusion.loss_weighting: " + "|".join(LOSS_WEIGHTINGS),
+            ),
+            (self.diffusion.min_snr_gamma > 0, "diffusion.min_snr_gamma must be > 0"),
+            (
+                self.diffusion.latent_scaling in LATENT_SCALINGS,
+                "diffusion.latent_scaling: " + "|".join(LATENT_SCALINGS),
+            ),
             (self.autoencoder.downsample in (2, 4, 8), "autoencoder.downsample must be 2, 4 or 8"),
             (
-                self.ldt.conditioning in ("cross-attention", "concat"),
-                "ldt.conditioning: cross-attention|concat",
+                self.ldt.conditioning in CONDITIONING_MODES,
+                "ldt.conditioning: " + "|".join(CONDITIONING_MODES),
             ),
             (
                 self.ldt.in_channels == self.autoencoder.generated_channels,
@@ -130,6 +161,7 @@ class WaveSRConfig:
             ),
             (self.ldt.cond_channels == self.autoencoder.latent_channels, "ldt.cond_channels"),
         ]
+        check_size_limits(self)
         stride = 2 * self.autoencoder.downsample * self.ldt.patch_size
         checks.append(
             (
@@ -138,6 +170,12 @@ class WaveSRConfig:
             )
         )
         checks.append((self.data.noise_sigma >= 0, "data.noise_sigma must be >= 0"))
+        checks.append(
+            (
+                0 < self.wavesr_training.autoencoder_share < 1,
+                "wavesr_training.autoencoder_share must lie in (0, 1)",
+            )
+        )
         stages = {
             "autoencoder_training": self.autoencoder_training,
             "ldt_training": self.ldt_training,
@@ -161,6 +199,8 @@ def _stage_checks(name: str, stage: StageConfig) -> list[tuple[bool, str]]:
         (t.log_every >= 1, f"{name}.train.log_every must be >= 1"),
         (t.checkpoint_every >= 1, f"{name}.train.checkpoint_every must be >= 1"),
         (t.keep_last >= 1, f"{name}.train.keep_last must be >= 1"),
+        (t.validate_every >= 0, f"{name}.train.validate_every must be >= 0 (0 = off)"),
+        (t.validation_slices >= 1, f"{name}.train.validation_slices must be >= 1"),
         (0 <= t.ema_decay < 1, f"{name}.train.ema_decay must lie in [0, 1)"),
         (
             t.mixed_precision in ("no", "fp16", "bf16"),
@@ -192,6 +232,11 @@ def _model_checks(config: WaveSRConfig) -> list[tuple[bool, str]]:
             "diffusion.sample_steps must lie in [1, num_timesteps]",
         ),
         (diff.eta >= 0, "diffusion.eta must be >= 0"),
+        (diff.tile_window >= 0, "diffusion.tile_window must be >= 0 (0 = no tiling)"),
+        (
+            diff.tile_window == 0 or 0 <= diff.tile_overlap < diff.tile_window,
+            "diffusion.tile_overlap must lie in [0, tile_window)",
+        ),
         (0 <= diff.temperature <= 1, "diffusion.temperature must be in [0, 1]"),
         (
             0 <= diff.consistency_steps <= MAX_CONSISTENCY_STEPS,

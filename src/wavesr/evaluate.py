@@ -4,7 +4,8 @@ For every slice of every DATA argument: HR = the normalised slice (per-slice min
 to the working size with `prepare_slice` and cropped to a multiple of the scale; LR, LR-up =
 degrade(HR) with a per-slice seed (the same LR for every method). Each method maps
 (LR, LR-up, HR-for-oracles) to SR on the HR grid; PSNR, SSIM and band PSNR compare clamp(SR)
-with HR (data range 1), FID compares the SR set with the HR set.
+with HR (data range 1), the band energy ratio compares their spectra (energies summed over the
+slices, then divided), FID compares the SR set with the HR set.
 """
 
 from __future__ import annotations
@@ -31,17 +32,28 @@ from wavesr.degrade import Degradation, degrade
 from wavesr.errors import ConfigError, OutputError
 from wavesr.io_atomic import atomic_write
 from wavesr.methods import MethodContext, SRMethod, build_method
-from wavesr.report import code_block, fmt, fmt_count, machine_info, markdown_table
+from wavesr.report import html, machine_info, viewer
+from wavesr.report.markdown import (  # re-exported: they used to live here
+    ENERGY_NOTE,
+    band_table,
+    energy_table,
+    report_header,
+)
+from wavesr.report.markdown import evaluate_markdown as render_report
 
 __all__ = [
+    "ENERGY_NOTE",
     "EvalResult",
     "EvalSet",
     "EvalSettings",
     "EvalSlice",
     "FIDTracker",
     "MethodRun",
+    "add_report_panels",
     "band_table",
+    "check_report_slices",
     "dataset_entry",
+    "energy_table",
     "evaluate",
     "flatten_slices",
     "json_number",
@@ -49,7 +61,10 @@ __all__ = [
     "method_entry",
     "per_slice_csv",
     "render_report",
+    "report_frames",
     "report_header",
+    "report_indices",
+    "report_viewer",
     "run_method",
     "select_evenly",
     "size_counts",
@@ -59,6 +74,8 @@ __all__ = [
 
 N_BANDS = 10
 MIN_SIZE = 16
+REPORT_HTML = "report.html"
+REPORT_SLICES = 64  # slices report.html shows by default, evenly spaced
 
 
 @dataclass
@@ -222,6 +239,8 @@ class MethodRun:
     psnr: np.ndarray
     ssim: np.ndarray
     bands: np.ndarray  # (n, N_BANDS)
+    sr_energy: np.ndarray  # (n, N_BANDS) spectral energy per band of the clamped SR
+    hr_energy: np.ndarray  # (n, N_BANDS) the same of HR
     sr_seconds: float
     params: int | None
     flops: int | None
@@ -292,6 +311,7 @@ def run_method(
     n = len(slices)
     psnr, ssim = np.zeros(n), np.zeros(n)
     bands = np.zeros((n, N_BANDS))
+    sr_energy, hr_energy = np.zeros((n, N_BANDS)), np.zeros((n, N_BANDS))
     net = method.network()
     params = metrics.count_parameters(net) if net is not None else None
     flops, flops_size, seconds = None, None, 0.0
@@ -323,6 +343,8 @@ def run_method(
                 psnr[j] = metrics.psnr(sr_np[k], hr_np[k])
                 ssim[j] = metrics.ssim(sr_np[k], hr_np[k])
                 bands[j] = metrics.band_psnr(sr_np[k], hr_np[k], n_bands=N_BANDS)
+                sr_energy[j] = metrics.band_energy(sr_np[k], n_bands=N_BANDS)
+                hr_energy[j] = metrics.band_energy(hr_np[k], n_bands=N_BANDS)
                 if j in keep:
                     outputs[j] = sr_np[k].copy()
             bar.update(len(idx))
@@ -333,6 +355,8 @@ def run_method(
         psnr=psnr,
         ssim=ssim,
         bands=bands,
+        sr_energy=sr_energy,
+        hr_energy=hr_energy,
         sr_seconds=seconds,
         params=params,
         flops=flops,
@@ -343,6 +367,63 @@ def run_method(
         total_seconds=time.perf_counter() - start_all,
         outputs=outputs,
     )
+
+
+# ----------------------------------------------------------------------------- report.html
+
+
+def check_report_slices(report_slices: int) -> None:
+    if report_slices < 0:
+        raise ConfigError(f"--report-slices must be at least 1, got {report_slices}")
+
+
+def report_indices(n: int, report_slices: int) -> list[int]:
+    """The slices report.html shows: `report_slices` of the `n`, evenly spaced (0: none)."""
+    return select_evenly(n, report_slices) if report_slices > 0 else []
+
+
+def report_frames(
+    slices: Sequence[EvalSlice],
+    sets: Sequence[EvalSet],
+    deg: Degradation,
+    indices: Sequence[int],
+    *,
+    bicubic: bool,
+) -> list[viewer.Frame]:
+    """Viewer frames of the `indices` slices: LR (the methods' own input), HR and, when
+    `bicubic`, the bicubic upsampling (for runs without the bicubic method)."""
+    frames = []
+    for j in indices:
+        s = slices[j]
+        lr, lr_up, _ = _degrade_batch([s], deg)
+        frame = viewer.comparison_frame(
+            f"{sets[s.dataset].name} / {s.name}", lr[0, 0].numpy(), s.hr
+        )
+        if bicubic:
+            viewer.add_method(frame, "bicubic", lr_up[0, 0].clamp(0.0, 1.0).numpy(), s.hr)
+        frames.append(frame)
+    return frames
+
+
+def add_report_panels(
+    frames: Sequence[viewer.Frame],
+    indices: Sequence[int],
+    run: MethodRun,
+    slices: Sequence[EvalSlice],
+) -> None:
+    """Add `run`'s kept outputs (and their errors) to the frames of `indices`."""
+    for frame, j in zip(frames, indices):
+        note = viewer.slice_note(run.psnr[j], run.ssim[j])
+        viewer.add_method(frame, run.name, run.outputs[j], slices[j].hr, note=note)
+
+
+def report_viewer(frames: list[viewer.Frame], n: int) -> viewer.Viewer:
+    caption = (
+        f"{len(frames)} of the {n} evaluated slices, evenly spaced; the LR input shown with "
+        "nearest-neighbour upscaling; every panel an 8-bit PNG of the [0, 1] window of the "
+        "normalised slice; under each method, its PSNR and SSIM on this slice."
+    )
+    return viewer.Viewer("eval", "LR, bicubic, each method, HR and |error|", frames, caption)
 
 
 # ----------------------------------------------------------------------------- results
@@ -359,16 +440,20 @@ def _summary(run: MethodRun, mask: np.ndarray) -> dict:
         "psnr": json_number(run.psnr[mask].mean()),
         "ssim": json_number(run.ssim[mask].mean()),
         "band_psnr": [json_number(v) for v in run.bands[mask].mean(axis=0)],
+        "band_energy_ratio": [
+            json_number(v) for v in metrics.energy_ratio(run.sr_energy[mask], run.hr_energy[mask])
+        ],
         "n_slices": int(mask.sum()),
     }
 
 
 @dataclass
 class EvalResult:
-    """metrics.json's content and the per-slice rows."""
+    """metrics.json's content, the per-slice rows and report.html's slice viewer."""
 
     metrics: dict
     rows: list[dict]
+    viewers: list[viewer.Viewer] = field(default_factory=list)
 
 
 def method_entry(run: MethodRun, sets: Sequence[EvalSet], which: np.ndarray) -> dict:
@@ -415,10 +500,15 @@ def evaluate(
     model: Path | None = None,
     weights: dict[str, Path] | None = None,
     progress: bool = True,
+    report_slices: int = REPORT_SLICES,
 ) -> EvalResult:
-    """Evaluate `methods` on the slices of `paths` (each one a dataset); nothing is written."""
+    """Evaluate `methods` on the slices of `paths` (each one a dataset); nothing is written.
+
+    The result keeps `report_slices` evenly spaced slices (8-bit PNGs) for report.html.
+    """
     started = time.perf_counter()
     deg = settings.validate()
+    check_report_slices(report_slices)
     if not methods:
         raise ConfigError("no methods given (--methods bicubic ...)")
     ctx = method_context(settings, deg, model, weights)
@@ -430,10 +520,14 @@ def evaluate(
     slices = flatten_slices(sets, settings.seed)
     which = np.array([s.dataset for s in slices])
     fid = FIDTracker(settings)
-    runs = [
-        run_method(n, m, slices, deg, settings, fid, progress=progress)
-        for n, m in zip(names, built)
-    ]
+    shown = report_indices(len(slices), report_slices)
+    frames = report_frames(slices, sets, deg, shown, bicubic="bicubic" not in names)
+    runs = []
+    for n, m in zip(names, built):
+        run = run_method(n, m, slices, deg, settings, fid, progress=progress, keep=set(shown))
+        add_report_panels(frames, shown, run, slices)
+        run.outputs.clear()  # the viewer keeps 8-bit PNGs; one method's floats at a time
+        runs.append(run)
     result = {
         "settings": {
             "scale": settings.scale,
@@ -468,7 +562,7 @@ def evaluate(
         for r in runs
         for i, s in enumerate(slices)
     ]
-    return EvalResult(result, rows)
+    return EvalResult(result, rows, [report_viewer(frames, len(slices))] if frames else [])
 
 
 def size_counts(images: Sequence[np.ndarray]) -> dict[str, int]:
@@ -504,119 +598,18 @@ def per_slice_csv(rows: Sequence[dict]) -> str:
     return buf.getvalue()
 
 
-def report_header(command: str, machine: dict, datasets: Sequence[dict]) -> list[str]:
-    """Markdown lines of the Command, Machine and Data sections."""
-    return [
-        "## Command",
-        "",
-        code_block(command, "sh"),
-        "## Machine",
-        "",
-        markdown_table(["item", "value"], [[k, v] for k, v in machine.items()]),
-        "## Data",
-        "",
-        markdown_table(
-            ["dataset", "path", "slices", "available", "sizes"],
-            [
-                [
-                    d["name"],
-                    d["path"],
-                    d["n_slices"],
-                    d["n_available"],
-                    ", ".join(f"{k} ({v})" for k, v in d["sizes"].items()),
-                ]
-                for d in datasets
-            ],
-            "llrrl",
-        ),
-    ]
-
-
-def band_table(methods: dict) -> str:
-    """Table 2: mean PSNR per frequency band, one row per method."""
-    return markdown_table(
-        ["Method", *(f"B{i + 1}" for i in range(N_BANDS))],
-        [[name, *(fmt(v) for v in m["band_psnr"])] for name, m in methods.items()],
-        "l" + "r" * N_BANDS,
-    )
-
-
-def render_report(result: dict, command: str) -> str:
-    settings, machine = result["settings"], result["machine"]
-    methods = result["methods"]
-    lines = [
-        "# WaveSR evaluation",
-        "",
-        f"Degradation **{settings['degradation']}**, slices reduced to at most "
-        f"{settings['size']} px ({settings['resize']}), cropped to a multiple of the scale; "
-        "metrics on [0, 1]-normalised slices (per-slice min-max, data range 1).",
-        "",
-        *report_header(command, machine, result["datasets"]),
-        "## Table 1: quality and cost",
-        "",
-        markdown_table(
-            ["Method", "Params", "GFLOPs", "s/slice", "PSNR (dB)", "SSIM", "FID"],
-            [
-                [
-                    name,
-                    fmt_count(m["params"]),
-                    fmt(m["gflops_per_slice"]),
-                    fmt(m["seconds_per_slice"], 4),
-                    fmt(m["psnr"]),
-                    fmt(m["ssim"], 4),
-                    fmt(m["fid"]),
-                ]
-                for name, m in methods.items()
-            ],
-            "lrrrrrr",
-        ),
-        "- GFLOPs count one full SR of one slice of the first size seen "
-        f"({_flops_sizes(methods)}); for diffusion models this includes all "
-        f"{settings['steps']} sampling steps. A multiply-add counts 2 FLOPs.",
-        "- s/slice is the wall time of the SR calls only (batches of "
-        f"{settings['batch']} slices of equal size, on {settings['device']}), without loading, "
-        "degradation and metrics; bicubic's upsampling happens in the degradation, so its "
-        "time is ~0.",
-        "- PSNR and SSIM are means over slices; FID compares the SR slices with the HR slices.",
-        *(f"- FID {name}: {m['fid_note']}" for name, m in methods.items()),
-        "",
-        "## Table 2: PSNR (dB) per frequency band, low to high",
-        "",
-        band_table(methods),
-        f"Band k holds the error's spectrum at normalised radius [(k-1)/{N_BANDS}, k/{N_BANDS}) "
-        "of the Nyquist frequency (the last band also the corners); see docs/metrics.md.",
-        "",
-        "## Per dataset",
-        "",
-        markdown_table(
-            ["Dataset", "Method", "Slices", "PSNR (dB)", "SSIM"],
-            [
-                [d["name"], name, v["n_slices"], fmt(v["psnr"]), fmt(v["ssim"], 4)]
-                for d in result["datasets"]
-                for name, m in methods.items()
-                for v in [m["datasets"][d["name"]]]
-            ],
-            "llrrr",
-        ),
-    ]
-    return "\n".join(lines) + "\n"
-
-
-def _flops_sizes(methods: dict) -> str:
-    sizes = {tuple(m["gflops_size"]) for m in methods.values() if m["gflops_size"]}
-    return ", ".join(f"{h}x{w}" for h, w in sorted(sizes)) or "no network method"
-
-
 def write_outputs(result: EvalResult, out: Path, command: str) -> list[Path]:
-    """Write metrics.json, per_slice.csv and report.md into `out`, each atomically.
+    """Write metrics.json, per_slice.csv, report.md and report.html into `out`, each atomically.
 
     Everything is rendered before the first write; if a write fails, the files written by
     this call are removed again.
     """
+    html.require_frames(result.viewers, Path(out) / REPORT_HTML)
     metrics_doc = {"command": command, **result.metrics}
     texts = {
         "per_slice.csv": per_slice_csv(result.rows),
         "report.md": render_report(metrics_doc, command),
+        REPORT_HTML: html.evaluate_html(metrics_doc, command, result.viewers),
         "metrics.json": json.dumps(metrics_doc, indent=2, allow_nan=False) + "\n",
     }
     return write_files(out, texts)

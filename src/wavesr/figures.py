@@ -98,21 +98,49 @@ def spectrum_figure(
     return path
 
 
+def _band_centres(n: int) -> list[float]:
+    return [100 * (i + 0.5) / n for i in range(n)]
+
+
+def _energy_panel(ax, energy: dict[str, Sequence[float]]) -> None:
+    """Energy ratio per band on a log axis, with the ideal 1.0 and a 0.8-1.25 tolerance band."""
+    ax.axhspan(0.8, 1.25, color="tab:green", alpha=0.12, label="0.8-1.25")
+    ax.axhline(1.0, color="black", lw=0.8)
+    for name, values in energy.items():
+        ax.plot(_band_centres(len(values)), values, marker="o", label=name)
+    ax.set_yscale("log")
+    ax.set_xlabel("frequency band (% of the normalised radius)")
+    ax.set_ylabel("energy ratio SR / HR")
+    ax.grid(alpha=0.3)
+    ax.grid(alpha=0.1, which="minor")
+    ax.legend(fontsize=8)
+
+
 def band_psnr_figure(
-    curves: dict[str, Sequence[float]], path: Path, *, title: str = "", overwrite: bool = True
+    curves: dict[str, Sequence[float]],
+    path: Path,
+    *,
+    energy: dict[str, Sequence[float]] | None = None,
+    title: str = "",
+    overwrite: bool = True,
 ) -> Path:
-    """Paper Table 2 as a plot: PSNR per frequency band, one line per method."""
-    fig, ax = plt.subplots(figsize=(6.4, 4.0), dpi=130)
+    """Paper Table 2 as a plot: PSNR per frequency band, one line per method.
+
+    With `energy` (method -> band energy ratio SR / HR), a second panel shows those ratios.
+    """
+    panels = 1 if energy is None else 2
+    fig, axes = plt.subplots(1, panels, figsize=(6.4 * panels, 4.0), dpi=130, squeeze=False)
+    ax = axes[0, 0]
     for name, values in curves.items():
-        n = len(values)
-        centres = [100 * (i + 0.5) / n for i in range(n)]
-        ax.plot(centres, values, marker="o", label=name)
+        ax.plot(_band_centres(len(values)), values, marker="o", label=name)
     ax.set_xlabel("frequency band (% of the normalised radius)")
     ax.set_ylabel("PSNR (dB)")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
+    if energy is not None:
+        _energy_panel(axes[0, 1], energy)
     if title:
-        ax.set_title(title, fontsize=10)
+        fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     atomic_write(path, lambda tmp: fig.savefig(tmp, format="png"), overwrite=overwrite)
     plt.close(fig)

@@ -16,7 +16,7 @@ from typing import Protocol
 import torch
 from torch import Tensor
 
-from wavesr.degrade import Degradation
+from wavesr.degrade import Degradation, back_project
 from wavesr.errors import ConfigError
 
 __all__ = [
@@ -230,13 +230,19 @@ def _default_model_dir() -> Path:
     return Path(path)
 
 
+def _consistency_steps(pipeline, ctx: MethodContext) -> int:
+    """--consistency-steps, else the model's own diffusion.consistency_steps."""
+    own = pipeline.config.diffusion.consistency_steps
+    return own if ctx.consistency_steps is None else ctx.consistency_steps
+
+
 @register_method("wavesr")
 def _wavesr(ctx: MethodContext) -> WaveSR:
     path = model_dir_for("wavesr", ctx) or _default_model_dir()
     pipeline, info = _load_pipeline("wavesr", path, ctx, need_ldt=True)
     own = pipeline.config.diffusion
     temperature = own.temperature if ctx.temperature is None else ctx.temperature
-    consistency = own.consistency_steps if ctx.consistency_steps is None else ctx.consistency_steps
+    consistency = _consistency_steps(pipeline, ctx)
     info = {
         **info,
         "steps": ctx.steps,
@@ -244,6 +250,55 @@ def _wavesr(ctx: MethodContext) -> WaveSR:
         "consistency_steps": consistency,
     }
     return WaveSR(pipeline, ctx.steps, ctx.seed, info, temperature, consistency, ctx.degradation)
+
+
+class WaveSRZeroLatents:
+    """WaveSR with all-zero generated latents instead of the LDT's samples: the LDT's baseline.
+
+    The same model, decoder and back-projection as ``wavesr``, so the two rows differ only by
+    what the LDT's latents add. Zero is in the autoencoder's latent space (what the decoder
+    receives), whatever scaling the LDT samples in.
+    """
+
+    name = "wavesr-zero-latents"
+
+    def __init__(
+        self,
+        pipeline,
+        info: dict | None = None,
+        consistency_steps: int = 0,
+        degradation: Degradation | None = None,
+    ) -> None:
+        self.pipeline, self.info = pipeline, info or {}
+        self.consistency_steps = consistency_steps
+        self.degradation = degradation  # how the evaluated LR was made (for back-projection)
+
+    def network(self) -> torch.nn.Module:
+        return self.pipeline.autoencoder  # the LDT is never run
+
+    def flops_call(self, lr_up: Tensor) -> Callable[[], Tensor]:
+        return lambda: self(lr_up, lr_up, lr_up)
+
+    @torch.no_grad()
+    def __call__(self, lr: Tensor, lr_up: Tensor, hr: Tensor) -> Tensor:
+        pipe = self.pipeline
+        ll_lr, ll_latent, size = pipe.encode_condition(lr_up)
+        b, _, h, w = ll_latent.shape
+        zeros = ll_latent.new_zeros((b, pipe.config.ldt.in_channels, h, w))
+        sr = pipe.decode(ll_lr, ll_latent, zeros, size)
+        degradation = self.degradation or pipe.degradation
+        return back_project(sr, lr_up.to(pipe.device), degradation, self.consistency_steps)
+
+
+@register_method(WaveSRZeroLatents.name)
+def _wavesr_zero_latents(ctx: MethodContext) -> WaveSRZeroLatents:
+    """The `wavesr` method's model (its own --weights entry first, then wavesr's, then --model)."""
+    name = WaveSRZeroLatents.name
+    path = ctx.weights.get(name) or model_dir_for("wavesr", ctx) or _default_model_dir()
+    pipeline, info = _load_pipeline(name, path, ctx, need_ldt=True)
+    consistency = _consistency_steps(pipeline, ctx)
+    info = {**info, "high_latents": "zero", "consistency_steps": consistency}
+    return WaveSRZeroLatents(pipeline, info, consistency, ctx.degradation)
 
 
 def _load_plugin(module: str) -> None:

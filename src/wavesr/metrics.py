@@ -1,4 +1,4 @@
-"""Image-quality and cost metrics: PSNR, SSIM, frequency-band PSNR, FID, parameters, FLOPs, time.
+"""Image-quality and cost metrics: PSNR, SSIM, band PSNR and energy, FID, parameters, FLOPs, time.
 
 All image metrics work on one grey image at a time, with intensities normalised to [0, 1]
 (``data_range=1``). The exact definitions are in docs/metrics.md.
@@ -28,11 +28,15 @@ from wavesr.errors import InputError
 ArrayLike = Tensor | np.ndarray
 
 __all__ = [
+    "ENERGY_AGGREGATES",
     "FIDMetric",
     "InceptionFeatures",
+    "band_energy",
+    "band_energy_ratio",
     "band_masks",
     "band_psnr",
     "count_parameters",
+    "energy_ratio",
     "fid_status",
     "flops_per_call",
     "frechet_distance",
@@ -54,6 +58,11 @@ FID_INPUT_SIZE = 299
 FID_NUM_FEATURES = 2048
 # TensorFlow Inception input range: pixel/128 - 1 for 8-bit pixels in 0..255.
 FID_INPUT_RANGE = (-1.0, 127.0 / 128.0)
+
+# Band energy ratio: how slices are combined, and below which fraction of the reference's total
+# energy a band counts as empty (far above FFT round-off, ~1e-30, far below any float32 content).
+ENERGY_AGGREGATES = ("pooled", "mean")
+_EMPTY_BAND_RTOL = 1e-20
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -208,6 +217,62 @@ def band_psnr(
         count = int(m.sum())
         out.append(_psnr_from_mse(power[m].sum() / count, data_range) if count else float("nan"))
     return out
+
+
+# ----------------------------------------------------------------------------- band energy
+
+
+def band_energy(image: ArrayLike, *, n_bands: int = 10, radius: str = "edge") -> list[float]:
+    """Spectral energy per radial frequency band (low to high): sum of |FFT_ortho(image)|^2.
+
+    The bands are those of `band_masks` (and `band_psnr`); with the orthonormal FFT the band
+    energies add up to sum(image^2) (Parseval). DC is in the first band.
+    """
+    x = _as_image(image, "image")
+    power = np.abs(np.fft.fftshift(np.fft.fft2(x, norm="ortho"))) ** 2
+    return [float(power[m].sum()) for m in band_masks(x.shape, n_bands, radius)]
+
+
+def energy_ratio(
+    pred_energy: ArrayLike, target_energy: ArrayLike, *, aggregate: str = "pooled"
+) -> list[float]:
+    """Band energy ratio pred / target from band energies (n_bands,) or (n_slices, n_bands).
+
+    ``aggregate="pooled"`` (default): per band, the pred energy summed over slices divided by
+    the target energy summed over slices (slices weigh by their energy). ``"mean"``: the mean
+    over slices of the per-slice ratios, leaving out slices whose band is empty. A band is
+    empty where the target's energy is at most 1e-20 of the target's total energy (0 for an
+    all-zero target); an empty band gives nan.
+    """
+    if aggregate not in ENERGY_AGGREGATES:
+        raise InputError(
+            f"aggregate must be one of {', '.join(ENERGY_AGGREGATES)}, got {aggregate!r}"
+        )
+    p = np.atleast_2d(np.asarray(pred_energy, dtype=np.float64))
+    t = np.atleast_2d(np.asarray(target_energy, dtype=np.float64))
+    if p.shape != t.shape or p.ndim != 2:
+        raise InputError(f"band energies differ in shape: {p.shape} and {t.shape}")
+    if aggregate == "pooled":
+        p, t = p.sum(axis=0, keepdims=True), t.sum(axis=0, keepdims=True)
+    empty = t <= _EMPTY_BAND_RTOL * t.sum(axis=1, keepdims=True)
+    ratios = np.divide(p, t, out=np.zeros_like(p), where=~empty)
+    counts = (~empty).sum(axis=0)
+    return [float(r / c) if c else float("nan") for r, c in zip(ratios.sum(axis=0), counts)]
+
+
+def band_energy_ratio(
+    pred: ArrayLike, target: ArrayLike, *, n_bands: int = 10, radius: str = "edge"
+) -> list[float]:
+    """Per band (low to high): spectral energy of `pred` / spectral energy of `target`.
+
+    One slice: `band_energy(pred)[k] / band_energy(target)[k]`; 1 means the band holds as much
+    energy as the reference, below 1 too little (blur), above 1 too much (noise, artefacts).
+    A band where the target has no energy gives nan (see `energy_ratio`, which also combines
+    many slices).
+    """
+    p, t, _ = _pair(pred, target, None, 0)
+    kwargs = {"n_bands": n_bands, "radius": radius}
+    return energy_ratio(band_energy(p, **kwargs), band_energy(t, **kwargs))
 
 
 # ----------------------------------------------------------------------------- cost

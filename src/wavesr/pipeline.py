@@ -18,6 +18,8 @@ from wavesr.bundle import Bundle, load_bundle, load_ldt
 from wavesr.config import WaveSRConfig, check_consistency_steps, check_temperature
 from wavesr.degrade import Degradation, back_project, crop_to, pad_to_multiple, upsample
 from wavesr.errors import CheckpointError
+from wavesr.latent_scaling import LatentScaling
+from wavesr.tiling import TiledDenoiser
 from wavesr.training.checkpoint import load_state_into
 from wavesr.training.tasks import diffusion_of, encode_slice_latents
 from wavesr.transformer import LatentDiffusionTransformer
@@ -41,14 +43,15 @@ class WaveSRPipeline:
         autoencoder: FrequencyAutoencoder,
         ldt: LatentDiffusionTransformer | None,
         *,
-        hf_scale: float = 1.0,
-        cond_scale: float = 1.0,
+        hf_scaling: LatentScaling | None = None,
+        cond_scaling: LatentScaling | None = None,
         device: str | torch.device = "cpu",
     ) -> None:
         self.config = config
         self.autoencoder = autoencoder.to(device).eval()
         self.ldt = ldt.to(device).eval() if ldt is not None else None
-        self.hf_scale, self.cond_scale = hf_scale, cond_scale
+        self.hf_scaling = hf_scaling or LatentScaling.identity(config.ldt.in_channels)
+        self.cond_scaling = cond_scaling or LatentScaling.identity(config.ldt.cond_channels)
         self.device = torch.device(device)
 
     @classmethod
@@ -62,8 +65,8 @@ class WaveSRPipeline:
             bundle.config,
             autoencoder,
             ldt.model,
-            hf_scale=ldt.hf_scale,
-            cond_scale=ldt.cond_scale,
+            hf_scaling=ldt.hf,
+            cond_scaling=ldt.cond,
             device=device,
         )
 
@@ -155,17 +158,26 @@ class WaveSRPipeline:
         shape = (b, self.config.ldt.in_channels, h, w)
         noise = torch.randn(shape, generator=generator, device=self.device)
         sample = diffusion.sample_loop(
-            self.ldt,
+            self.denoiser,
             shape,
             sampler=sampler,
             eta=cfg.eta,
-            model_kwargs={"cond": ll_latent * self.cond_scale},
+            model_kwargs={"cond": self.cond_scaling.to_diffusion(ll_latent)},
             noise=noise * temperature,
             generator=generator,
             progress=progress,
             device=self.device,
         )
-        return sample / self.hf_scale
+        return self.hf_scaling.from_diffusion(sample)
+
+    @property
+    def denoiser(self) -> torch.nn.Module:
+        """The LDT, tiled into overlapping windows when ``diffusion.tile_window`` is set."""
+        cfg = self.config.diffusion
+        if not cfg.tile_window:
+            return self.ldt
+        patch = self.config.ldt.patch_size
+        return TiledDenoiser(self.ldt, cfg.tile_window, cfg.tile_overlap, align=patch)
 
     @torch.no_grad()
     def oracle(self, lr_up: Tensor, hr: Tensor) -> Tensor:

@@ -64,6 +64,7 @@ class SRResult:
     super_resolved: int  # of which went through the model (the rest were near-empty)
     shape: tuple[int, ...]  # shape of the written array (volume, or (N, H, W) for images)
     seconds: float
+    report: Path | None = None  # report.html, when one was asked for
 
     def summary(self) -> str:
         filled = self.slices - self.super_resolved
@@ -231,15 +232,25 @@ def run_sr(
     *,
     model: str | Path | None = None,
     options: SROptions | None = None,
+    report: str | Path | None = None,
+    command: str = "",
 ) -> SRResult:
-    """Check paths, load the model, super-resolve every slice of `source`, write `output`."""
+    """Check paths, load the model, super-resolve every slice of `source`, write `output`.
+
+    With `report`, also write that HTML page: input and output side by side through the
+    volume (`command` is shown on it).
+    """
     opts = options or SROptions()
     source, output = Path(source), Path(output)
+    report = None if report is None else Path(report)
     start = time.perf_counter()
     _check_options(opts)
     kind = output_kind(source, output)
     check_output_path(output, inputs=[source], overwrite=opts.overwrite)
-    pipeline = load_pipeline(resolve_model_dir(model), opts.scale, opts.device)
+    if report is not None:
+        _check_report_path(report, source, output, opts.overwrite)
+    model_dir = resolve_model_dir(model)
+    pipeline = load_pipeline(model_dir, opts.scale, opts.device)
     stack = load_slices(
         source,
         axis=opts.axis,
@@ -254,8 +265,58 @@ def run_sr(
     # Same rule as load_slices' skipping, on the original intensities.
     keep = nonempty_slices(denormalize(stack.slices, stack.normalization))
     sr = super_resolve_stack(pipeline, stack, keep, opts)
+    page = None
+    if report is not None:  # before writing: the PNG writer rescales `sr` in place
+        from wavesr.report.volume import sr_report_page
+
+        run = _report_run(source, output, model_dir, opts, stack, keep, time.perf_counter() - start)
+        factor = 1 if opts.input_is_upsampled else opts.scale
+        page = sr_report_page(stack, sr, keep, factor, run, command, opts.device)
     shape = _write(kind, stack, sr, output, opts)
-    return SRResult(output, len(stack), int(keep.sum()), shape, time.perf_counter() - start)
+    if page is not None:
+        from wavesr.report.html import write_page
+
+        write_page(report, page)
+    seconds = time.perf_counter() - start
+    return SRResult(output, len(stack), int(keep.sum()), shape, seconds, report)
+
+
+def _check_report_path(report: Path, source: Path, output: Path, overwrite: bool) -> None:
+    if report.suffix.lower() not in (".html", ".htm"):
+        raise OutputError("the report is an HTML page: its name must end in .html", report)
+    if report.absolute() == output.absolute():
+        raise OutputError("the report and the output are the same file", report)
+    check_output_path(report, inputs=[source], overwrite=overwrite)
+
+
+def _report_run(
+    source: Path,
+    output: Path,
+    model_dir: Path,
+    opts: SROptions,
+    stack: SliceStack,
+    keep: np.ndarray,
+    seconds: float,
+) -> dict:
+    """The settings and counts report.html lists."""
+    default = "the model's own"
+    return {
+        "input": str(source),
+        "output": str(output),
+        "model": str(model_dir),
+        "scale": f"x{opts.scale}"
+        + (" (input already upsampled)" if opts.input_is_upsampled else ""),
+        "steps": opts.steps,
+        "sampler": opts.sampler,
+        "temperature": default if opts.temperature is None else opts.temperature,
+        "consistency_steps": default if opts.consistency_steps is None else opts.consistency_steps,
+        "seed": opts.seed,
+        "batch": opts.batch,
+        "device": opts.device,
+        "slices": len(stack),
+        "super_resolved": int(keep.sum()),
+        "seconds (load and super-resolve)": f"{seconds:.1f}",
+    }
 
 
 def _write(

@@ -16,7 +16,9 @@ from torch import Tensor, nn
 
 from wavesr.errors import ConfigError
 
-CONDITIONING_MODES = ("cross-attention", "concat")
+# cross-attention: the paper's; concat: the condition joins the input channels (spatially aligned);
+# concat+cross-attention: both (docs/design.md, "Making the LDT learn").
+CONDITIONING_MODES = ("cross-attention", "concat", "concat+cross-attention")
 
 
 @dataclass
@@ -30,7 +32,7 @@ class LDTConfig:
     depth: int = 6
     num_heads: int = 4
     mlp_ratio: float = 4.0
-    conditioning: str = "cross-attention"  # or "concat"
+    conditioning: str = "cross-attention"  # one of CONDITIONING_MODES
     learn_sigma: bool = True  # output = [eps (or x0), variance interpolation v]
     cond_patch_size: int = 1  # patch size of the condition tokens for cross-attention
 
@@ -236,8 +238,9 @@ class LatentDiffusionTransformer(nn.Module):
         super().__init__()
         self.config = config
         dim, p = config.hidden_size, config.patch_size
-        cross = config.conditioning == "cross-attention"
-        in_ch = config.in_channels + (0 if cross else config.cond_channels)
+        cross = config.conditioning.endswith("cross-attention")
+        self.concat_condition = config.conditioning.startswith("concat")
+        in_ch = config.in_channels + (config.cond_channels if self.concat_condition else 0)
         self.x_embedder = nn.Conv2d(in_ch, dim, p, stride=p)
         self.cond_embedder = (
             nn.Conv2d(config.cond_channels, dim, config.cond_patch_size, config.cond_patch_size)
@@ -320,9 +323,9 @@ class LatentDiffusionTransformer(nn.Module):
         p = cfg.patch_size
         gh, gw = -(-h // p), -(-w // p)
         context = None
-        if self.cond_embedder is None:
+        if self.concat_condition:
             x = torch.cat([x, cond], dim=1)
-        else:
+        if self.cond_embedder is not None:
             # Put condition tokens on the latent-token grid (patch centres in units of p), so the
             # two sin-cos embeddings agree on where each token lies.
             cp = cfg.cond_patch_size

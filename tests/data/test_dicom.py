@@ -5,11 +5,12 @@ from functools import partial
 import nibabel as nib
 import numpy as np
 import pytest
-from helpers import write_dicom
+from helpers import dicom_dataset, write_dicom
 from pydicom.uid import generate_uid
 
 from wavesr.data import load_slices, stack_to_volume, write_nifti
 from wavesr.data.dicom import read_dicom
+from wavesr.data.types import voxel_limit
 from wavesr.errors import InputError
 
 SERIES = generate_uid()
@@ -111,6 +112,19 @@ def test_bad_series(tmp_path, case):
     else:
         data = write_dcm(folder / "b.dcm", _slice(1), ipp=(0, 0, 2)).read_bytes()
         (folder / "b.dcm").write_bytes(data[:-50])
-        match = "cannot decode DICOM pixel data"
+        match = "promises 10x12x1 pixels \\(240 bytes\\), the file holds 190 bytes"
     with pytest.raises(InputError, match=match):
         load_slices(folder)
+
+
+def test_header_promising_more_than_the_files_is_refused_unread(tmp_path):
+    """Rows x Columns x files beyond the voxel limit, or beyond the pixel data a file holds:
+    refused before pydicom decodes (and allocates) the promised array."""
+    folder = _series(tmp_path / "s")
+    with voxel_limit(400), pytest.raises(InputError, match="480 voxels, above the limit of 400"):
+        load_slices(folder)
+    ds = dicom_dataset(_slice(0), name="big.dcm")
+    ds.Rows, ds.Columns = 4096, 4096
+    ds.save_as(str(path := tmp_path / "big.dcm"), enforce_file_format=True)
+    with pytest.raises(InputError, match=r"promises 4096x4096x1 pixels \(33,554,432 bytes\)"):
+        load_slices(path)

@@ -57,3 +57,16 @@ def test_nan_rejected(tmp_path):
     rss[0, 0, 0] = np.inf
     with pytest.raises(InputError, match="NaN/infinite"):
         load_slices(_write(tmp_path / "f.h5", reconstruction_rss=rss))
+
+
+def test_dataset_promising_more_than_the_file_stores(tmp_path):
+    """Unwritten HDF5 storage reads as fill values: a tiny file would become a 256 MiB array."""
+    with h5py.File(path := tmp_path / "hollow.h5", "w") as fh:
+        fh.create_dataset("reconstruction_rss", shape=(256, 512, 512), dtype="f4", chunks=True)
+    with pytest.raises(InputError, match=r"promises \(256, 512, 512\) \(268,435,456 bytes\)"):
+        load_slices(path)
+    with h5py.File(path := tmp_path / "packed.h5", "w") as fh:
+        fh.create_dataset(
+            "reconstruction_rss", data=np.ones((4, 64, 64), np.float32), compression="gzip"
+        )
+    assert load_slices(path, skip_empty=False).slices.shape == (4, 64, 64)

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import gzip
+import tracemalloc
 
 import nibabel as nib
 import numpy as np
@@ -8,6 +9,7 @@ import pytest
 
 from wavesr.data import load_slices
 from wavesr.data.nifti import axis_for_plane
+from wavesr.data.types import voxel_limit
 from wavesr.errors import ConfigError, InputError
 
 # IXI-like "PSR" orientation: voxel axis 1 runs inferior -> superior.
@@ -143,5 +145,40 @@ def test_absurd_header_rejected_before_reading(tmp_path):
     with path.open("wb") as fh:
         header.write_to(fh)
         fh.write(b"\0" * 1024)
-    with pytest.raises(InputError, match="2\\*\\*31"):
+    with pytest.raises(InputError, match="above the limit of 268,435,456"):
         load_slices(path)
+
+
+def _header_only(path, shape):
+    """A NIfTI file whose header promises a float32 array of ``shape`` and holds no data."""
+    header = nib.Nifti1Header()
+    header.set_data_dtype(np.float32)
+    header.set_data_shape(shape)
+    raw = header.binaryblock + b"\0" * 4
+    path.write_bytes(gzip.compress(raw) if path.name.endswith(".gz") else raw)
+    return path
+
+
+def test_voxel_limit_is_the_default_and_can_be_raised(tmp_path):
+    """1200^3 is refused by default; with a higher limit the next check (the gzip file cannot
+    hold that much data) refuses it, still before nibabel allocates anything."""
+    path = _header_only(tmp_path / "big.nii.gz", (1200, 1200, 1200))
+    with pytest.raises(InputError, match="1,728,000,000 voxels, above the limit"):
+        load_slices(path)
+    with voxel_limit(2 * 10**9), pytest.raises(InputError, match="more than a .*gzip file can"):
+        load_slices(path)
+    with voxel_limit(1000), pytest.raises(InputError, match="above the limit of 1,000"):
+        load_slices(_save(tmp_path / "v.nii.gz", _volume((16, 16, 8))))
+
+
+def test_gzip_promising_more_than_it_can_hold_is_refused_unread(tmp_path):
+    """A 256 MiB array promised by a file of a few hundred bytes: refused with a small peak."""
+    path = _header_only(tmp_path / "liar.nii.gz", (512, 512, 256))
+    tracemalloc.start()
+    try:
+        with pytest.raises(InputError, match="the file is truncated: its header promises"):
+            load_slices(path)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 16 * 2**20

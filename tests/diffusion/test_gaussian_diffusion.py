@@ -305,3 +305,35 @@ def test_sample_loop_dispatches_on_the_sampler(sampler: str, loop: str) -> None:
         model, shape, generator=torch.Generator().manual_seed(3), **extra, **kwargs
     )
     torch.testing.assert_close(got, want, rtol=0, atol=0)
+
+
+def test_min_snr_weights_match_the_formula() -> None:
+    """Min-SNR-gamma: eps MSE weighted min(SNR, g) / SNR, x0 MSE min(SNR, g) (Hang et al.)."""
+    betas = get_named_beta_schedule("cosine", 1000)
+    ab = np.cumprod(1.0 - betas)
+    t = _t([0, 300, 999])
+    snr = ab[[0, 300, 999]] / (1 - ab[[0, 300, 999]])
+    eps = GaussianDiffusion(betas, loss_weighting="min-snr", min_snr_gamma=5.0)
+    x0 = GaussianDiffusion(betas, predict="x0", loss_weighting="min-snr", min_snr_gamma=5.0)
+    np.testing.assert_allclose(eps.mse_weight(t).numpy(), np.minimum(snr, 5) / snr, rtol=1e-6)
+    np.testing.assert_allclose(x0.mse_weight(t).numpy(), np.minimum(snr, 5), rtol=1e-6)
+    assert eps.mse_weight(t)[0] < 0.01 and eps.mse_weight(t)[2] == pytest.approx(1.0)
+    uniform = GaussianDiffusion(betas)
+    assert torch.equal(uniform.mse_weight(t), torch.ones(3))
+
+
+def test_min_snr_loss_is_the_weighted_mse() -> None:
+    d = create_diffusion(loss_weighting="min-snr", min_snr_gamma=2.0, learn_sigma=False)
+    model = TinyModel(learn_sigma=False)
+    x0, t = _x0(), _t([10, 900])
+    noise = torch.randn(x0.shape, generator=torch.Generator().manual_seed(3))
+    out = d.training_losses(model, x0, t, noise=noise)
+    torch.testing.assert_close(out["loss"], d.mse_weight(t) * out["mse"])
+
+
+def test_bad_loss_weighting_is_a_config_error() -> None:
+    betas = get_named_beta_schedule("cosine", 10)
+    with pytest.raises(ConfigError, match="loss_weighting"):
+        GaussianDiffusion(betas, loss_weighting="snr")
+    with pytest.raises(ConfigError, match="min_snr_gamma"):
+        GaussianDiffusion(betas, loss_weighting="min-snr", min_snr_gamma=0.0)

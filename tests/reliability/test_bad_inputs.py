@@ -9,6 +9,7 @@ succeed. `python tests/reliability/test_bad_inputs.py` prints the table of docs/
 from __future__ import annotations
 
 import errno
+import gzip
 import io
 import json
 import logging
@@ -28,7 +29,7 @@ import nibabel as nib
 import numpy as np
 import pytest
 import torch
-from helpers import write_dicom
+from helpers import dicom_dataset, write_dicom
 from PIL import Image
 from pydicom.uid import generate_uid
 
@@ -136,6 +137,49 @@ def _one_by_one(d: Path) -> Path:
 def _huge_header(d: Path) -> Path:
     path = nii(d / "huge.nii", volume())
     return patch_bytes(path, 42, struct.pack("<3h", 30000, 30000, 30000))
+
+
+def _header_only_gz(path: Path, shape: tuple[int, ...]) -> Path:
+    """A .nii.gz whose header promises a float32 array of `shape` and holds no data."""
+    header = nib.Nifti1Header()
+    header.set_data_dtype(np.float32)
+    header.set_data_shape(shape)
+    path.write_bytes(gzip.compress(header.binaryblock + b"\0" * 4))
+    return path
+
+
+def _nifti_1200(d: Path) -> Path:
+    return _header_only_gz(d / "cube.nii.gz", (1200, 1200, 1200))
+
+
+def _gz_overpromise(d: Path) -> Path:
+    return _header_only_gz(d / "liar.nii.gz", (512, 512, 1000))
+
+
+def _dicom_claiming(path: Path, rows: int, cols: int, series: str, z: float = 0.0) -> Path:
+    """A DICOM whose Rows x Columns promise far more than its 16 x 16 pixel data."""
+    ds = dicom_dataset(slice8() * 10, name=path.name, ipp=(0.0, 0.0, z), series=series)
+    ds.Rows, ds.Columns = rows, cols
+    ds.save_as(str(path), enforce_file_format=True)
+    return path
+
+
+def _dicom_huge_rows(d: Path) -> Path:
+    return _dicom_claiming(d / "huge.dcm", 4096, 4096, generate_uid())
+
+
+def _dicom_series_huge(d: Path) -> Path:
+    (folder := d / "huge_series").mkdir()
+    uid = generate_uid()
+    for k in range(5):
+        _dicom_claiming(folder / f"{k}.dcm", 8192, 8192, uid, z=2.0 * k)
+    return folder
+
+
+def _h5_hollow(d: Path) -> Path:
+    with h5py.File(p := d / "hollow.h5", "w") as fh:
+        fh.create_dataset("reconstruction_rss", shape=(256, 512, 512), dtype="f4", chunks=True)
+    return p
 
 
 def _zero_voxel(d: Path) -> Path:
@@ -313,7 +357,24 @@ BAD_INPUTS = [
     Bad("1d", _one_d, r"expected a 3-d volume", "1-D NIfTI"),
     Bad("4d", _four_d, r"expected a 3-d volume", "4-D NIfTI (2 volumes)"),
     Bad("1x1-slices", _one_by_one, r"smaller than the minimum 8x8", "NIfTI with 1 x 1 slices"),
-    Bad("huge-header", _huge_header, r"limit 2\*\*31", "header claims 30000^3 voxels"),
+    Bad(
+        "huge-header",
+        _huge_header,
+        r"above the limit of 268,435,456",
+        "header claims 30000^3 voxels",
+    ),
+    Bad(
+        "nifti-1200-cubed",
+        _nifti_1200,
+        r"1,728,000,000 voxels, above the limit",
+        "`.nii.gz` header of 1200^3 voxels, no data",
+    ),
+    Bad(
+        "gz-overpromise",
+        _gz_overpromise,
+        r"promises 1,048,576,000 bytes of data, more than a \d+-byte gzip file can hold",
+        "`.nii.gz` header promising 512x512x1000 float32 in a few hundred bytes",
+    ),
     Bad("zero-voxel", _zero_voxel, r"voxel sizes must be positive", "voxel size 0"),
     Bad("negative-voxel", _negative_voxel, r"voxel sizes must be positive", "voxel size -1.5"),
     Bad("int16-overflow", _int16_overflow, r"nan/infinite", "int16 NIfTI, scl_slope 1e38"),
@@ -326,10 +387,28 @@ BAD_INPUTS = [
         r"not a readable dicom|no pixel data|damaged dicom",
         "`.dcm` of random bytes",
     ),
+    Bad(
+        "dicom-huge-rows",
+        _dicom_huge_rows,
+        r"promises 4096x4096x1 pixels \(33,554,432 bytes\), the file holds 512",
+        "DICOM header of 4096 x 4096, 16 x 16 pixel data",
+    ),
+    Bad(
+        "dicom-series-huge",
+        _dicom_series_huge,
+        r"\(8192, 8192, 5\) = 335,544,320 voxels, above the limit",
+        "DICOM series promising 8192 x 8192 x 5 voxels",
+    ),
     Bad("h5-no-key", _h5_no_key, r'no "reconstruction_rss"', "HDF5 without the key"),
     Bad("h5-empty", _h5_empty, r"keys: none", "empty (valid) HDF5 file"),
     Bad("h5-zero-bytes", _h5_zero_bytes, r"empty \(0 bytes\)", "zero-byte `.h5`"),
     Bad("h5-group", _h5_group, r"is a group", "HDF5 key is a group"),
+    Bad(
+        "h5-hollow",
+        _h5_hollow,
+        r"promises \(256, 512, 512\) \(268,435,456 bytes\) but the file stores 0",
+        "HDF5 dataset never written (would read as fill values)",
+    ),
     Bad("h5-4d", _h5_4d, r"must be \(slices, h, w\)", "HDF5 4-D dataset"),
     Bad("npy-object", _npy_object, r"needs pickle, which is refused", "pickled object `.npy`"),
     Bad("npy-4d", _npy_4d, r"2-d or 3-d array", "4-D `.npy`"),
@@ -592,6 +671,73 @@ def _unknown_key_yaml(e: Env) -> Path:
     return p
 
 
+def _bundle(source: Path, dst: Path, edit: Callable[[dict, Path], None]) -> Path:
+    """A copy of the bundle `source` in `dst`, its manifest (and maybe weights) edited."""
+    model = Path(shutil.copytree(source, dst))
+    manifest = json.loads((model / "wavesr.json").read_text())
+    edit(manifest, model)
+    (model / "wavesr.json").write_text(json.dumps(manifest))
+    return model
+
+
+def _config(section: str, **values) -> Callable[[dict, Path], None]:
+    return lambda manifest, root: manifest["config"][section].update(values)
+
+
+def _rehash(manifest: dict, root: Path, entry: str) -> None:
+    from wavesr.bundle import sha256_of
+
+    manifest["files"][entry]["sha256"] = sha256_of(root / manifest["files"][entry]["file"])
+
+
+def _cut_header(manifest: dict, root: Path) -> None:
+    path = root / "ldt.safetensors"
+    path.write_bytes(path.read_bytes()[:100])
+    _rehash(manifest, root, "ldt")
+
+
+def _swap_files(manifest: dict, root: Path) -> None:
+    manifest["files"]["ldt"] = dict(manifest["files"]["autoencoder"])
+
+
+def _huge_array_header(manifest: dict, root: Path) -> None:
+    """The first tensor of ldt.safetensors promises 100000 x 100000 float32 (40 GB)."""
+    path = root / "ldt.safetensors"
+    raw = path.read_bytes()
+    length = int.from_bytes(raw[:8], "little")
+    header = json.loads(raw[8 : 8 + length])
+    name = next(k for k in header if k != "__metadata__")
+    begin = header[name]["data_offsets"][0]
+    header[name] = {
+        "dtype": "F32",
+        "shape": [100000, 100000],
+        "data_offsets": [begin, begin + 4 * 10**10],
+    }
+    text = json.dumps(header).encode()
+    path.write_bytes(len(text).to_bytes(8, "little") + text + raw[8 + length :])
+    _rehash(manifest, root, "ldt")
+
+
+def _mismatch(e: Env) -> Path:
+    """The tiny model with its LDT width doubled in the config by hand (the weights say 32)."""
+    return _bundle(e.model, e.tmp / "mismatch", _config("ldt", hidden_size=64))
+
+
+def _ae_mismatch(e: Env, source: Path) -> Path:
+    return _bundle(source, e.tmp / "ae_mismatch", _config("autoencoder", base_channels=16))
+
+
+def _baseline(e: Env, name: str, **values) -> Path:
+    from wavesr.weights import baseline_dir
+
+    return _bundle(baseline_dir(name), e.tmp / f"{name}_edited", _config("baselines", **values))
+
+
+def _run_copy(e: Env) -> Path:
+    """A copy of the tiny autoencoder run (it holds a checkpoint), for --resume."""
+    return Path(shutil.copytree(e.model.parent / "ae", e.tmp / "ae_run"))
+
+
 @dataclass(frozen=True)
 class Opt:
     """A bad option or output: argv built from an Env; `named` says what the line must name."""
@@ -760,8 +906,8 @@ OPTIONS = [
     Opt(
         "sr-wrong-arch",
         lambda e: _sr(e, model=_wrong_arch(e)),
-        r"do not match the model arch",
-        "checkpoint of the wrong architecture",
+        r"config and weights disagree: autoencoder\.base_channels is 16 in wavesr\.json but 8",
+        "checkpoint of the wrong architecture (config edited)",
         lambda e: "edited",
     ),
     Opt(
@@ -1056,6 +1202,180 @@ OPTIONS = [
         r"existing file",
         "`train --out` an existing file",
         lambda e: e.nifti.name,
+    ),
+    # --- bundles and configs against their weights, inputs against their size
+    Opt(
+        "sr-config-vs-weights",
+        lambda e: _sr(e, model=_mismatch(e)),
+        r"config and weights disagree: ldt\.hidden_size is 64 in wavesr\.json but 32 in ldt",
+        "bundle config with `ldt.hidden_size` doubled by hand",
+        lambda e: "mismatch",
+    ),
+    Opt(
+        "sr-config-absurd",
+        lambda e: _sr(
+            e, model=_bundle(e.model, e.tmp / "absurd", _config("ldt", hidden_size=10**9))
+        ),
+        r"invalid config in bundle: invalid config: ldt\.hidden_size must be <= 4,096",
+        "bundle config `ldt.hidden_size: 1000000000`",
+        lambda e: "wavesr.json",
+    ),
+    Opt(
+        "sr-header-cut",
+        lambda e: _sr(e, model=_bundle(e.model, e.tmp / "cut", _cut_header)),
+        r"not a readable safetensors file \(the header length says \d+ bytes, the file holds 92",
+        "`ldt.safetensors` cut inside its header (SHA-256 updated)",
+        lambda e: "ldt.safetensors",
+    ),
+    Opt(
+        "sr-manifest-wrong-file",
+        lambda e: _sr(e, model=_bundle(e.model, e.tmp / "swapped", _swap_files)),
+        r"autoencoder\.safetensors holds the autoencoder's weights, not the LDT's",
+        "manifest entry `ldt` pointing at `autoencoder.safetensors`",
+        lambda e: "swapped",
+    ),
+    Opt(
+        "sr-header-huge-array",
+        lambda e: _sr(e, model=_bundle(e.model, e.tmp / "promise", _huge_array_header)),
+        r"of shape \(100000, 100000\) ends at byte \d+ of the data, the file holds",
+        "`ldt.safetensors` header promising a 100000 x 100000 tensor",
+        lambda e: "ldt.safetensors",
+    ),
+    Opt(
+        "sr-max-voxels",
+        lambda e: _sr(e, "--max-voxels", "1000"),
+        r"\(16, 16, 6\) = 1,536 voxels, above the limit of 1,000",
+        "`sr --max-voxels 1000` on a 16 x 16 x 6 volume",
+        lambda e: e.nifti.name,
+    ),
+    Opt(
+        "sr-max-voxels-0",
+        lambda e: _sr(e, "--max-voxels", "0"),
+        r"--max-voxels.*>= 1",
+        "`sr --max-voxels 0`",
+    ),
+    Opt(
+        "ev-config-vs-weights",
+        lambda e: _ev(e, "--methods", "wavesr", "--model", str(_mismatch(e))),
+        r"ldt\.hidden_size is 64 in wavesr\.json but 32",
+        "`evaluate --model` with `ldt.hidden_size` doubled",
+        lambda e: "mismatch",
+    ),
+    Opt(
+        "ev-edsr-config",
+        lambda e: _ev(
+            e, "--methods", "edsr", "--weights", f"edsr={_baseline(e, 'edsr', edsr_blocks=8)}"
+        ),
+        r"baselines\.edsr_blocks is 8 in wavesr\.json but 16 in network\.safetensors",
+        "EDSR bundle with `edsr_blocks` edited",
+        lambda e: "edsr_edited",
+    ),
+    Opt(
+        "ev-pixel-diffusion-config",
+        lambda e: _ev(
+            e,
+            "--methods",
+            "pixel-diffusion",
+            "--weights",
+            f"pixel-diffusion={_baseline(e, 'pixel-diffusion', unet_channels=64)}",
+        ),
+        r"baselines\.unet_channels is 64 in wavesr\.json but 48 in network\.safetensors",
+        "pixel-diffusion bundle with `unet_channels` edited",
+        lambda e: "pixel-diffusion_edited",
+    ),
+    Opt(
+        "ev-max-voxels",
+        lambda e: _ev(e, "--max-voxels", "1000"),
+        r"above the limit of 1,000",
+        "`evaluate --max-voxels 1000`",
+        lambda e: e.nifti.name,
+    ),
+    Opt(
+        "bench-max-voxels",
+        lambda e: (
+            ["benchmark", str(e.nifti), "--methods", "bicubic", "--no-fid", "--quiet"]
+            + ["--out", str(e.out / "bench"), "--max-voxels", "1000"]
+        ),
+        r"above the limit of 1,000",
+        "`benchmark --max-voxels 1000`",
+        lambda e: e.nifti.name,
+    ),
+    Opt(
+        "tr-init-from-mismatch",
+        lambda e: _tr(e, *_tiny("--init-from", str(_ae_mismatch(e, e.model)))),
+        r"autoencoder\.base_channels is 16 in wavesr\.json but 8 in autoencoder",
+        "`train --init-from` a bundle whose config disagrees",
+        lambda e: "ae_mismatch",
+    ),
+    Opt(
+        "tr-robust-to-mismatch",
+        lambda e: _tr(
+            e,
+            *_tiny(
+                "--init-from", str(e.model), "--freeze-encoder", "--robust-to", str(_mismatch(e))
+            ),
+        ),
+        r"ldt\.hidden_size is 64 in wavesr\.json but 32",
+        "`train --robust-to` a bundle whose config disagrees",
+        lambda e: "mismatch",
+    ),
+    Opt(
+        "tr-ldt-ae-mismatch",
+        lambda e: _ldt(e, _ae_mismatch(e, e.model.parent / "ae")),
+        r"autoencoder\.base_channels is 16 in wavesr\.json but 8",
+        "`train ldt --autoencoder` a run whose config disagrees",
+        lambda e: "ae_mismatch",
+    ),
+    Opt(
+        "tr-resume-mismatch",
+        lambda e: (
+            _tr(e, *_tiny("--resume", "--set", "autoencoder.base_channels=16"))
+            + ["--out", str(_run_copy(e))]
+        ),
+        r"autoencoder\.base_channels is 16 in the config but 8 in model\.safetensors",
+        "`train --resume` with a config that disagrees with the checkpoint",
+        lambda e: "step_",
+    ),
+    Opt(
+        "export-mismatch",
+        lambda e: ["export", "--ldt", str(_mismatch(e)), "--out", str(e.out / "exported")],
+        r"ldt\.hidden_size is 64 in wavesr\.json but 32",
+        "`export --ldt` a bundle whose config disagrees",
+        lambda e: "mismatch",
+    ),
+    Opt(
+        "export-ae-mismatch",
+        lambda e: (
+            ["export", "--ldt", str(e.model), "--out", str(e.out / "exported")]
+            + ["--autoencoder", str(_ae_mismatch(e, e.model))]
+        ),
+        r"autoencoder\.base_channels is 16 in wavesr\.json but 8",
+        "`export --autoencoder` a bundle whose config disagrees",
+        lambda e: "ae_mismatch",
+    ),
+    Opt(
+        "tr-set-width-huge",
+        lambda e: _tr(e, *_tiny("--set", "ldt.hidden_size=1000000000")),
+        r"ldt\.hidden_size must be <= 4,096, got 1000000000",
+        "`--set ldt.hidden_size=1000000000` (a typo)",
+    ),
+    Opt(
+        "tr-set-batch-huge",
+        lambda e: _tr(e, *_tiny("--set", "autoencoder_training.train.batch_size=1000000000")),
+        r"batch_size must be <= 4,096",
+        "`--set ...batch_size=1000000000`",
+    ),
+    Opt(
+        "tr-network-too-large",
+        lambda e: _tr(
+            e,
+            *_tiny("--set", "ldt.hidden_size=4096", "--set", "ldt.depth=128"),
+            "--autoencoder",
+            str(e.model.parent / "ae"),
+            model="ldt",
+        ),
+        r"the LDT would have [\d,]+ parameters \(\d+ GiB as float32\), above the limit",
+        "`--set ldt.hidden_size=4096 --set ldt.depth=128` (each within its limit)",
     ),
     Opt(
         "tr-data-missing",

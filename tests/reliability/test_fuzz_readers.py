@@ -1,13 +1,19 @@
 """Fuzzing every reader: random bytes and randomly damaged valid files.
 
 `load_slices` on a file with suffix .nii, .nii.gz, .dcm, .h5, .png, .jpg or .npy may only
-return a SliceStack or raise InputError; any other exception (or a crash) is a bug.
+return a SliceStack or raise InputError; any other exception (or a crash) is a bug. The same for
+model weights: `read_header` on random safetensors headers and `load_bundle` on a bundle with
+random config edits, swapped manifest entries and cut weights files may only succeed or raise
+CheckpointError naming the file or bundle.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import io
+import json
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -21,9 +27,14 @@ from hypothesis import strategies as st
 from PIL import Image
 from pydicom.uid import ExplicitVRLittleEndian
 
+from wavesr.autoencoder import FrequencyAutoencoder
+from wavesr.bundle import Bundle, load_bundle, save_bundle, sha256_of
+from wavesr.config import load_config
 from wavesr.data import load_slices
 from wavesr.data.types import SliceStack
-from wavesr.errors import InputError
+from wavesr.errors import CheckpointError, InputError
+from wavesr.safetensors_header import DTYPE_BITS, TensorInfo, read_header
+from wavesr.transformer import LatentDiffusionTransformer
 
 SUFFIXES = (".nii", ".nii.gz", ".dcm", ".h5", ".png", ".jpg", ".npy")
 FUZZ = settings(
@@ -175,3 +186,125 @@ def test_random_npy_headers(payload):
 @given(payload=nifti_header())
 def test_random_nifti_headers(suffix, payload):
     _outcome(suffix, payload)
+
+
+# ----------------------------------------------------------------------------- model weights
+
+
+@st.composite
+def safetensors_file(draw) -> bytes:
+    """A safetensors file whose header has random dtypes, shapes (up to huge), offsets and a
+    header length that may lie; the data is short random bytes."""
+    header = {}
+    for i in range(draw(st.integers(0, 4))):
+        shape = draw(st.lists(st.integers(-1, 10**12), max_size=4))
+        begin = draw(st.integers(-1, 64))
+        end = draw(st.one_of(st.integers(-1, 256), st.integers(0, 10**15)))
+        dtype = draw(st.sampled_from([*DTYPE_BITS, "F128", 3]))
+        header[f"t{i}"] = {"dtype": dtype, "shape": shape, "data_offsets": [begin, end]}
+        if draw(st.booleans()):  # a consistent entry: the right byte count
+            size = (DTYPE_BITS.get(dtype, 8) * int(np.prod(shape or [1])) + 7) // 8
+            header[f"t{i}"]["data_offsets"] = [0, abs(size)]
+    text = json.dumps(header).encode()
+    length = draw(st.one_of(st.just(len(text)), st.integers(0, 2**64 - 1)))
+    data = draw(st.binary(max_size=256))
+    return length.to_bytes(8, "little") + text + data
+
+
+def _header_outcome(payload: bytes) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "w.safetensors"
+        path.write_bytes(payload)
+        try:
+            header = read_header(path)
+        except CheckpointError as exc:
+            assert str(exc).startswith(f"{path}: not a readable safetensors file (")
+            return
+    assert all(isinstance(info, TensorInfo) for info in header.values())
+
+
+@FUZZ
+@given(payload=st.one_of(safetensors_file(), st.binary(max_size=512)))
+def test_random_safetensors_headers(payload):
+    _header_outcome(payload)
+
+
+@pytest.fixture(scope="module")
+def tiny_bundle(tmp_path_factory) -> Path:
+    """A tiny WaveSR bundle (random weights: only shapes matter here)."""
+    config = load_config("tiny")
+    networks = {
+        "autoencoder": FrequencyAutoencoder(config.autoencoder).state_dict(),
+        "ldt": LatentDiffusionTransformer(config.ldt).state_dict(),
+    }
+    root = tmp_path_factory.mktemp("fuzz_bundle") / "model"
+    save_bundle(root, "wavesr", config, networks)
+    return root
+
+
+def _fields(section: str) -> list[str]:
+    config = load_config("tiny")
+    return [f.name for f in dataclasses.fields(getattr(config, section))]
+
+
+CONFIG_VALUES = st.one_of(
+    st.integers(-2, 40),
+    st.sampled_from([10**6, 2**40, 10**30]),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.booleans(),
+    st.none(),
+    st.text(max_size=4),
+    st.lists(st.integers(0, 9), max_size=6),
+)
+
+
+@st.composite
+def bundle_damage(draw) -> list[tuple]:
+    """A list of edits: a config field set to a random value, a manifest entry pointed at the
+    other weights file, a weights file cut short (its SHA-256 updated)."""
+    edits = []
+    for _ in range(draw(st.integers(1, 3))):
+        kind = draw(st.sampled_from(["config", "config", "swap", "cut"]))
+        if kind == "config":
+            section = draw(st.sampled_from(["autoencoder", "ldt", "diffusion", "data"]))
+            edits.append(
+                ("config", section, draw(st.sampled_from(_fields(section))), draw(CONFIG_VALUES))
+            )
+        elif kind == "swap":
+            edits.append(("swap", draw(st.sampled_from(["autoencoder", "ldt"]))))
+        else:
+            edits.append(
+                ("cut", draw(st.sampled_from(["autoencoder", "ldt"])), draw(st.integers(0, 4000)))
+            )
+    return edits
+
+
+def _damage(root: Path, edits: list[tuple]) -> None:
+    manifest = json.loads((root / "wavesr.json").read_text())
+    for edit in edits:
+        if edit[0] == "config":
+            manifest["config"][edit[1]][edit[2]] = edit[3]
+        elif edit[0] == "swap":
+            other = "ldt" if edit[1] == "autoencoder" else "autoencoder"
+            manifest["files"][edit[1]] = dict(manifest["files"][other])
+        else:
+            path = root / manifest["files"][edit[1]]["file"]
+            path.write_bytes(path.read_bytes()[: edit[2]])
+            manifest["files"][edit[1]]["sha256"] = sha256_of(path)
+    (root / "wavesr.json").write_text(json.dumps(manifest))
+
+
+@FUZZ
+@given(edits=bundle_damage())
+def test_random_bundle_damage(tiny_bundle, edits):
+    """Mismatched or absurd configs, swapped entries, cut headers: a Bundle or one
+    CheckpointError naming the bundle (or a file in it), nothing else."""
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(shutil.copytree(tiny_bundle, Path(tmp) / "model"))
+        _damage(root, edits)
+        try:
+            bundle = load_bundle(root)
+        except CheckpointError as exc:
+            assert str(exc).startswith(str(root)) and "\n" not in str(exc)
+            return
+    assert isinstance(bundle, Bundle)

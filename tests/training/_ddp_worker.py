@@ -19,7 +19,7 @@ from torch import nn
 
 from wavesr.config import OptimConfig, StageConfig, TrainConfig, load_config
 from wavesr.data.bank import SliceBank
-from wavesr.training.engine import TrainingError, train
+from wavesr.training.engine import TrainingError, shutdown_distributed, train
 from wavesr.training.tasks import AutoencoderTask
 
 
@@ -103,4 +103,7 @@ def main(data: str, out: str, results: str, max_steps: int) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]))
+    try:
+        main(sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]))
+    finally:
+        shutdown_distributed()

@@ -238,3 +238,19 @@ def test_ema_follows_the_model_to_another_device() -> None:
     model.to("meta")  # stands for the GPU: a device other than the shadows'
     ema.update(model)
     assert all(v.device.type == "meta" for v in ema.shadow.values())
+
+
+def test_ema_decay_warms_up_with_the_step() -> None:
+    """Step 0 copies the model ((1 + 0) / (10 + 0) = 0.1 decay); late steps use the set decay."""
+    from wavesr.training.engine import EMA
+
+    model = nn.Linear(1, 1, bias=False)
+    with torch.no_grad():
+        model.weight.fill_(0.0)
+    ema = EMA(model, 0.999)
+    with torch.no_grad():
+        model.weight.fill_(1.0)
+    ema.update(model, step=0)
+    assert float(ema.shadow["weight"]) == pytest.approx(0.9)
+    ema.update(model, step=100_000)  # decay 0.999: moves 0.1% of the remaining gap
+    assert float(ema.shadow["weight"]) == pytest.approx(0.9 + 0.1 * 0.001)

@@ -10,7 +10,7 @@ MAX_SEED = 2**32
 
 def registered() -> list[Callable]:
     registers = []
-    for name in ("sr", "evaluate", "benchmark", "demo", "info", "export"):
+    for name in ("sr", "evaluate", "benchmark", "ablate", "demo", "info", "export"):
         try:
             module = __import__(f"wavesr.commands.{name}", fromlist=["register"])
         except ModuleNotFoundError as exc:
@@ -19,6 +19,17 @@ def registered() -> list[Callable]:
             continue
         registers.append(module.register)
     return registers
+
+
+def add_config_args(
+    p: argparse.ArgumentParser,
+    set_help: str = "override a config value, e.g. --set ldt_training.train.batch_size=16",
+) -> None:
+    """--config (a preset or a YAML file) and repeatable --set KEY=VALUE overrides."""
+    p.add_argument("--config", default="cpu", help="preset name (cpu, paper, tiny) or YAML file")
+    p.add_argument(
+        "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help=set_help
+    )
 
 
 def positive_int(text: str) -> int:
@@ -60,3 +71,15 @@ def seed_int(text: str) -> int:
     if not 0 <= value < MAX_SEED:
         raise argparse.ArgumentTypeError(f"must lie in [0, 2**32), got {value}")
     return value
+
+
+def add_max_voxels(p: argparse.ArgumentParser) -> None:
+    """``--max-voxels N``: the most voxels an input's header may promise (default 2**28)."""
+    p.add_argument(
+        "--max-voxels",
+        type=positive_int,
+        default=None,
+        metavar="N",
+        help="read inputs whose header promises up to N voxels (default 2**28 = 268,435,456; "
+        "larger ones are refused before their data are read)",
+    )

@@ -13,10 +13,18 @@ from wavesr.commands.evaluate import (
     evaluation_argv,
     parse_methods,
     parse_weights,
+    report_slices,
 )
 from wavesr.errors import ConfigError
 
-DEFAULT_METHODS = ["bicubic", "autoencoder-oracle", "wavesr", "edsr", "pixel-diffusion"]
+DEFAULT_METHODS = [
+    "bicubic",
+    "autoencoder-oracle",
+    "wavesr",
+    "wavesr-zero-latents",
+    "edsr",
+    "pixel-diffusion",
+]
 
 
 def register(subparsers) -> None:
@@ -25,7 +33,7 @@ def register(subparsers) -> None:
         help="Table 1, Table 2, speed table and Fig. 3/4 for all methods in one run",
         description=(
             "Run every method on the same degraded slices on this machine and write "
-            "benchmark.json, benchmark.md, bands.png and fig3_slice_K.png."
+            "benchmark.json, benchmark.md, bands.png, fig3_slice_K.png and report.html."
         ),
     )
     p.add_argument("data", nargs="+", type=Path, metavar="DATA", help="files or folders")
@@ -119,6 +127,7 @@ def run(args: argparse.Namespace) -> int:
         model=args.model,
         weights=weights,
         progress=not args.quiet,
+        report_slices=report_slices(args),
     )
     write_benchmark(result, args.out, command_line(args, methods, steps))
     doc = result.doc

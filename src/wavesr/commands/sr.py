@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import shlex
 from pathlib import Path
 
-from wavesr.commands import seed_int
+from wavesr.commands import add_max_voxels, seed_int
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -25,9 +26,46 @@ def _run(args: argparse.Namespace) -> int:
         consistency_steps=args.consistency_steps,
         progress=not args.quiet,
     )
-    result = run_sr(args.input, args.output, model=args.model, options=options)
+    result = run_sr(
+        args.input,
+        args.output,
+        model=args.model,
+        options=options,
+        report=report_path(args),
+        command=command_line(args),
+    )
     print(result.summary())
+    if result.report is not None:
+        print(f"report: {result.report}")
     return 0
+
+
+def report_path(args: argparse.Namespace) -> Path | None:
+    """--report's page: the path given, or report.html beside the output; None without it."""
+    if args.report is None:
+        return None
+    return Path(args.report) if args.report else args.output.parent / "report.html"
+
+
+def command_line(args: argparse.Namespace) -> str:
+    """The command with every option spelled out, as the report shows it."""
+    argv = ["wavesr", "sr", str(args.input), "-o", str(args.output), "--scale", str(args.scale)]
+    if args.model is not None:
+        argv += ["--model", str(args.model)]
+    argv += ["--steps", str(args.steps), "--seed", str(args.seed), "--batch", str(args.batch)]
+    argv += ["--device", args.device, "--sampler", args.sampler]
+    if args.temperature is not None:
+        argv += ["--temperature", repr(args.temperature)]
+    if args.consistency_steps is not None:
+        argv += ["--consistency-steps", str(args.consistency_steps)]
+    if args.axis is not None:
+        argv += ["--axis", str(args.axis)]
+    if args.max_voxels is not None:
+        argv += ["--max-voxels", str(args.max_voxels)]
+    flags = ("input_is_upsampled", "overwrite", "quiet")
+    argv += [f"--{name.replace('_', '-')}" for name in flags if getattr(args, name)]
+    report = report_path(args)
+    return shlex.join([*argv, "--report", str(report)] if report else argv)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -84,4 +122,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--overwrite", action="store_true", help="replace an existing output")
     p.add_argument("--sampler", default="ddim", choices=["ddim", "ancestral"])
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument(
+        "--report",
+        nargs="?",
+        const="",
+        default=None,
+        metavar="HTML",
+        help="also write an HTML page with input and output side by side through the volume "
+        "(default file: report.html beside the output)",
+    )
+    add_max_voxels(p)
     p.set_defaults(func=_run)

@@ -8,6 +8,7 @@ RAS world coordinates (DICOM's LPS flipped), ready for NIfTI output.
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -118,6 +119,27 @@ def _check_series(datasets: list, files: list[Path], path: Path) -> None:
     rows, cols = sizes[0]
     frames = sum(int(getattr(ds, "NumberOfFrames", 1) or 1) for ds in datasets)
     check_voxel_count((rows, cols, frames), path)
+    for ds, file in zip(datasets, files):
+        _check_pixel_bytes(ds, file)
+
+
+def _check_pixel_bytes(ds, file: Path) -> None:
+    """Uncompressed pixel data must hold what Rows x Columns x frames promise; checked before
+    pydicom decodes (and allocates) the promised array."""
+    syntax = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None)
+    if "PixelData" not in ds or (syntax is not None and syntax.is_compressed):
+        return
+    rows, cols = int(ds.get("Rows", 0)), int(ds.get("Columns", 0))
+    frames = int(getattr(ds, "NumberOfFrames", 1) or 1)
+    samples, bits = int(ds.get("SamplesPerPixel", 1)), int(ds.get("BitsAllocated", 8))
+    promised = math.ceil(rows * cols * frames * samples * bits / 8)
+    held = len(ds.PixelData)
+    if held < promised:
+        raise InputError(
+            f"DICOM header promises {rows}x{cols}x{frames} pixels ({promised:,} bytes), "
+            f"the file holds {held:,} bytes of pixel data",
+            file,
+        )
 
 
 def _pixels(ds, file: Path) -> np.ndarray:

@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
 
-from wavesr.data.types import check_finite, check_voxel_count, reason, require_file
+from wavesr.data.types import (
+    MAX_DEFLATE_RATIO,
+    check_finite,
+    check_voxel_count,
+    reason,
+    require_file,
+)
 from wavesr.errors import InputError
 
 DATASET = "reconstruction_rss"
@@ -51,4 +58,22 @@ def _read_dataset(fh, path: Path) -> np.ndarray:
         raise InputError(f'"{DATASET}" must hold numbers, got dtype {dset.dtype}', path)
     if np.iscomplexobj(np.empty(0, dset.dtype)):
         raise InputError(f'"{DATASET}" is complex; expected magnitude images', path)
+    _check_stored_size(dset, shape, path)
     return np.asarray(dset[()], dtype=np.float32)
+
+
+def _check_stored_size(dset, shape: tuple[int, ...], path: Path) -> None:
+    """A dataset must store what its shape promises: HDF5 fills unwritten storage with a fill
+    value, so a tiny file could otherwise make a huge array."""
+    promised = math.prod(shape) * dset.dtype.itemsize
+    stored = dset.id.get_storage_size()
+    filters = dset.compression
+    short = (not filters and stored < promised) or (
+        filters == "gzip" and promised > stored * MAX_DEFLATE_RATIO
+    )
+    if short and dset.external is None:
+        raise InputError(
+            f'"{DATASET}" promises {shape} ({promised:,} bytes) but the file stores '
+            f"{stored:,} bytes of it",
+            path,
+        )

@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import gzip
+import math
 from pathlib import Path
 
 import numpy as np
 
-from wavesr.data.types import check_finite, check_voxel_count, require_file
+from wavesr.data.types import (
+    MAX_DEFLATE_RATIO,
+    check_finite,
+    check_voxel_count,
+    require_file,
+)
 from wavesr.errors import ConfigError, InputError
 
 # World axis letters (nibabel RAS codes) that define each anatomical slicing plane.
@@ -28,6 +34,7 @@ def read_nifti(path: Path) -> tuple[np.ndarray, np.ndarray]:
         raise InputError(f"not a readable NIfTI file ({_why(exc)})", path) from exc
     shape = tuple(int(n) for n in img.shape)
     check_voxel_count(shape, path)
+    _check_gzip_capacity(img, shape, path)
     if len(shape) == 4 and shape[3] == 1:
         shape = shape[:3]
     if len(shape) == 2:
@@ -46,6 +53,22 @@ def read_nifti(path: Path) -> tuple[np.ndarray, np.ndarray]:
     if not np.isfinite(affine).all() or abs(np.linalg.det(affine[:3, :3])) < 1e-12:
         raise InputError("affine is singular or holds NaN/infinite values", path)
     return data, affine
+
+
+def _check_gzip_capacity(img, shape: tuple[int, ...], path: Path) -> None:
+    """A .nii.gz whose header promises more data than the file can hold is refused before
+    nibabel allocates the promised array (it allocates first, then finds the data short).
+    Uncompressed files need no check: nibabel maps them, and a short file fails unallocated."""
+    if not path.name.lower().endswith(".gz"):
+        return
+    promised = math.prod(shape) * img.header.get_data_dtype().itemsize
+    size = path.stat().st_size
+    if promised > size * MAX_DEFLATE_RATIO:
+        raise InputError(
+            f"not a readable NIfTI file (the file is truncated: its header promises "
+            f"{promised:,} bytes of data, more than a {size:,}-byte gzip file can hold)",
+            path,
+        )
 
 
 def _why(exc: Exception) -> str:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import math
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -10,7 +13,13 @@ import numpy as np
 
 from wavesr.errors import InputError
 
-MAX_VOXELS = 2**31
+# Voxels an input's header may promise (2**28: 1 GiB as float32, e.g. 512 x 512 x 1024); larger
+# headers are refused before any data are read. `--max-voxels` raises it (`voxel_limit`).
+MAX_VOXELS = 2**28
+_max_voxels: ContextVar[int] = ContextVar("max_voxels", default=MAX_VOXELS)
+# Deflate (gzip, HDF5's gzip filter) packs at most 1032 bytes into one: a compressed file of n
+# bytes cannot hold more than 1032 n bytes of data, whatever its header says.
+MAX_DEFLATE_RATIO = 1032
 MIN_SLICE_SIZE = 8
 
 
@@ -58,14 +67,27 @@ def require_file(path: Path) -> None:
         raise InputError("file is empty (0 bytes)", path)
 
 
+@contextmanager
+def voxel_limit(limit: int | None) -> Iterator[None]:
+    """Within the block, inputs may promise up to ``limit`` voxels (None: the default)."""
+    token = _max_voxels.set(MAX_VOXELS if limit is None else int(limit))
+    try:
+        yield
+    finally:
+        _max_voxels.reset(token)
+
+
 def check_voxel_count(shape: Sequence[int], path: Path) -> None:
     """Reject headers that claim an absurd size before any data is read."""
     if any(int(n) < 0 for n in shape):
         raise InputError(f"header claims a negative dimension {tuple(shape)}", path)
-    total = int(np.prod([int(n) for n in shape], dtype=np.float64))
-    if total > MAX_VOXELS:
+    total = math.prod(int(n) for n in shape)
+    limit = _max_voxels.get()
+    if total > limit:
         raise InputError(
-            f"header claims {tuple(int(n) for n in shape)} = {total} voxels (limit 2**31)", path
+            f"header claims {tuple(int(n) for n in shape)} = {total:,} voxels, above the limit "
+            f"of {limit:,} (--max-voxels N allows more)",
+            path,
         )
 
 

@@ -27,6 +27,8 @@ def create_diffusion(
     learn_sigma: bool = True,
     vlb_weight: float = 1e-4,
     vlb_scaling: str = "per-dim-bits",
+    loss_weighting: str = "uniform",
+    min_snr_gamma: float = 5.0,
 ) -> GaussianDiffusion:
     """Build the diffusion; ``timestep_respacing`` None / "" keeps all ``diffusion_steps``.
 
@@ -39,6 +41,8 @@ def create_diffusion(
         "learn_sigma": learn_sigma,
         "vlb_weight": vlb_weight,
         "vlb_scaling": vlb_scaling,
+        "loss_weighting": loss_weighting,
+        "min_snr_gamma": min_snr_gamma,
     }
     if timestep_respacing is None or (
         isinstance(timestep_respacing, str) and not timestep_respacing.strip()

@@ -21,6 +21,7 @@ from wavesr.errors import ConfigError
 
 PREDICTIONS = ("eps", "x0")
 VLB_SCALINGS = ("per-dim-bits", "raw")
+LOSS_WEIGHTINGS = ("uniform", "min-snr")
 
 Model = Callable[..., Tensor]
 
@@ -71,6 +72,8 @@ class GaussianDiffusion:
     ``learn_sigma``: the model also outputs v (same channels) interpolating the log variance
     between beta_tilde_t (v=-1) and beta_t (v=1); otherwise the variance is fixed to beta_tilde_t.
     ``vlb_weight`` / ``vlb_scaling``: loss = mse + vb_coefficient * vb, see ``vb_coefficient``.
+    ``loss_weighting``: "uniform" (L_simple) or "min-snr" (Min-SNR-gamma, Hang et al. 2023: the
+    MSE of step t is weighted as an x0 loss by min(SNR_t, gamma), see ``mse_weight``).
     """
 
     def __init__(
@@ -81,7 +84,15 @@ class GaussianDiffusion:
         learn_sigma: bool = True,
         vlb_weight: float = 1e-4,
         vlb_scaling: str = "per-dim-bits",
+        loss_weighting: str = "uniform",
+        min_snr_gamma: float = 5.0,
     ) -> None:
+        if loss_weighting not in LOSS_WEIGHTINGS:
+            raise ConfigError(
+                f"loss_weighting must be one of {LOSS_WEIGHTINGS}, got {loss_weighting!r}"
+            )
+        if not (math.isfinite(min_snr_gamma) and min_snr_gamma > 0):
+            raise ConfigError(f"min_snr_gamma must be a finite number > 0, got {min_snr_gamma}")
         if predict not in PREDICTIONS:
             raise ConfigError(f"predict must be one of {PREDICTIONS}, got {predict!r}")
         if vlb_scaling not in VLB_SCALINGS:
@@ -98,6 +109,8 @@ class GaussianDiffusion:
         self.learn_sigma = learn_sigma
         self.vlb_weight = float(vlb_weight)
         self.vlb_scaling = vlb_scaling
+        self.loss_weighting = loss_weighting
+        self.min_snr_gamma = float(min_snr_gamma)
         self.betas = betas
         self.num_timesteps = int(betas.shape[0])
         # Model timestep for each index; the identity here, the kept original steps when respaced.
@@ -256,6 +269,19 @@ class GaussianDiffusion:
         return self._mean_variance(pred, v, x, t, clip_denoised, denoised_fn)
 
     # ----------------------------------------------------------------- training
+    def mse_weight(self, t: Tensor) -> Tensor:
+        """Per-sample weight of the MSE term at timesteps ``t`` (B,).
+
+        Min-SNR-gamma weights the x0 error by min(SNR, gamma); an eps error equals the x0 error
+        times SNR, so the eps MSE gets min(SNR, gamma) / SNR (Hang et al. 2023, Eq. 8-9).
+        """
+        if self.loss_weighting == "uniform":
+            return torch.ones(t.shape, dtype=torch.float32, device=t.device)
+        snr = self.alphas_cumprod / (1.0 - self.alphas_cumprod)
+        clipped = np.minimum(snr, self.min_snr_gamma)
+        weight = clipped / snr if self.predict == "eps" else clipped
+        return torch.from_numpy(weight).to(device=t.device, dtype=torch.float32)[t]
+
     def _vb_terms_bpd(
         self, x0: Tensor, x_t: Tensor, t: Tensor, mean: Tensor, log_variance: Tensor
     ) -> Tensor:
@@ -274,7 +300,8 @@ class GaussianDiffusion:
         model_kwargs: dict | None = None,
         noise: Tensor | None = None,
     ) -> dict[str, Tensor]:
-        """Per-sample "loss" = "mse" + vb_coefficient * "vb" (vb in bits/dim, mean detached)."""
+        """Per-sample "loss" = mse_weight(t) * "mse" + vb_coefficient * "vb" (vb in bits/dim, mean
+        detached); "mse" is the unweighted error of the model's target."""
         if noise is None:
             noise = torch.randn_like(x0)
         x_t = self.q_sample(x0, t, noise=noise)
@@ -287,7 +314,8 @@ class GaussianDiffusion:
             # Only the variance learns from the VLB; the mean is trained by the MSE alone.
             out = self._mean_variance(pred.detach(), v, x_t, t, clip_denoised=False)
             vb = self._vb_terms_bpd(x0, x_t, t, out["mean"], out["log_variance"])
-        return {"loss": mse + self.vb_coefficient * vb, "mse": mse, "vb": vb}
+        weighted = self.mse_weight(t).to(mse.dtype) * mse
+        return {"loss": weighted + self.vb_coefficient * vb, "mse": mse, "vb": vb}
 
     # ----------------------------------------------------------------- sampling
     def p_sample(

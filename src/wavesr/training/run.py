@@ -2,20 +2,32 @@
 
 from __future__ import annotations
 
+import copy
+import dataclasses
+import hashlib
+import json
 import os
+import time
 from collections.abc import Callable
 from pathlib import Path
 
 import torch
 
-from wavesr.bundle import load_bundle
+from wavesr.bundle import MANIFEST, copy_bundle, latent_scalings, load_bundle, sha256_of
 from wavesr.config import StageConfig, WaveSRConfig, save_config
 from wavesr.data.bank import SliceBank
 from wavesr.data.types import missing_error
-from wavesr.errors import ConfigError
+from wavesr.errors import ConfigError, WaveSRError
 from wavesr.pipeline import load_autoencoder
 from wavesr.training.engine import Task, TrainResult, train
 from wavesr.training.tasks import AutoencoderTask, LatentCache, LDTStandIn, LDTTask
+from wavesr.training.validation import (
+    LDTValidator,
+    plot_validation,
+    read_validation,
+    validation_indices,
+    verdict,
+)
 
 
 def check_data(paths: list[str]) -> None:
@@ -127,13 +139,13 @@ def train_ldt(
     weights see latents scaled as they were trained on.
     """
     check_data(config.data.paths)
-    init, scales = None, None
+    init, scalings = None, None
     if init_from is not None:
         init_bundle = load_bundle(init_from)
         init = init_bundle.tensors.get("ldt")
         if init is None:
             raise ConfigError(f"--init-from {init_from} holds no LDT weights")
-        scales = (init_bundle.extras.get("hf_scale"), init_bundle.extras.get("cond_scale"))
+        scalings = latent_scalings(init_bundle.extras, init_bundle.config.ldt)
     ae_bundle = load_bundle(autoencoder_run)
     config.autoencoder = ae_bundle.config.autoencoder
     config.data.scale = ae_bundle.config.data.scale
@@ -145,13 +157,25 @@ def train_ldt(
     for p in autoencoder.parameters():
         p.requires_grad_(False)
     bank = slice_bank(config, progress)
-    cache = LatentCache.build(autoencoder, bank, config, progress=progress and is_main_rank())
-    if scales is not None and None not in scales:
-        cache.hf_scale, cache.cond_scale = float(scales[0]), float(scales[1])
+    settings = config.ldt_training.train
+    # At most a fifth of the slices are held out, so that a small data set still trains.
+    held = min(settings.validation_slices, len(bank) // 5) if settings.validate_every else 0
+    held_out = validation_indices(len(bank), held) if held else []
+    cache = stored_latent_cache(
+        ae_bundle, autoencoder, bank, config, held_out, progress=progress and is_main_rank()
+    )
+    if scalings is not None:
+        cache.hf_scaling, cache.cond_scaling = scalings
     autoencoder.cpu()
-    return run_task(
+    validator = LDTValidator.from_bank(autoencoder, bank, held_out, config) if held_out else None
+    result = run_task(
         lambda: LDTTask(
-            config, autoencoder, cache, autoencoder_source=str(autoencoder_run), init_from=init
+            config,
+            autoencoder,
+            cache,
+            autoencoder_source=str(autoencoder_run),
+            init_from=init,
+            validator=validator,
         ),
         config,
         config.ldt_training,
@@ -160,3 +184,85 @@ def train_ldt(
         resume=resume,
         progress=progress,
     )
+    if validator is not None and is_main_rank():
+        report_validation(out)
+    return result
+
+
+def train_wavesr(
+    config: WaveSRConfig,
+    out: Path,
+    *,
+    max_minutes: float | None,
+    resume: bool,
+    progress: bool = True,
+) -> TrainResult:
+    """The whole model: stage 1 in ``out/autoencoder``, stage 2 in ``out/ldt``, then the
+    inference bundle in ``out`` itself (``wavesr sr --model out``).
+
+    ``max_minutes`` is shared: stage 1 gets ``wavesr_training.autoencoder_share`` of it, stage 2
+    what is left. With ``resume`` a finished stage is not trained again, an unfinished one goes on.
+    """
+    check_data(config.data.paths)
+    started = time.monotonic()
+    share = config.wavesr_training.autoencoder_share
+    stage1 = train_autoencoder(
+        config,
+        out / "autoencoder",
+        max_minutes=None if max_minutes is None else max_minutes * share,
+        resume=resume,
+        progress=progress,
+    )
+    if stage1.status == "interrupted":
+        return stage1
+    left = None
+    if max_minutes is not None:
+        left = max(max_minutes - (time.monotonic() - started) / 60, 1.0)
+    stage2 = train_ldt(
+        copy.deepcopy(config),
+        out / "autoencoder",
+        out / "ldt",
+        max_minutes=left,
+        resume=resume,
+        progress=progress,
+    )
+    if is_main_rank():
+        copy_bundle(out / "ldt", out)
+    return TrainResult(stage2.step, stage2.status, stage2.last_loss, out)
+
+
+def stored_latent_cache(
+    ae_bundle, autoencoder, bank: SliceBank, config: WaveSRConfig, held_out: list[int], *, progress
+) -> LatentCache:
+    """The latent cache, encoded once per (autoencoder weights, data settings, held-out slices)
+    and kept in the stage-1 run folder, so that every LDT run on it (an ablation's variants, a
+    resumed run) skips the encoding."""
+    key = {
+        "autoencoder": sha256_of(ae_bundle.root / MANIFEST),  # names every weight file's hash
+        "data": dataclasses.asdict(config.data),
+        "held_out": held_out,
+    }
+    digest = hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()
+    path = ae_bundle.root / f"latent-cache-{digest[:16]}.safetensors"
+    if path.is_file():
+        try:
+            return LatentCache.load(path, config.diffusion.latent_scaling)
+        except WaveSRError:
+            pass  # a damaged cache is rebuilt
+    cache = LatentCache.build(autoencoder, bank, config, progress=progress, exclude=set(held_out))
+    if is_main_rank():
+        try:
+            cache.save(path)
+        except OSError:
+            pass  # a read-only stage-1 folder: the cache just is not kept
+    return cache
+
+
+def report_validation(run_dir: Path) -> None:
+    """Plot the run's validation curves and print the verdict on the last one."""
+    columns = read_validation(run_dir / "metrics.csv")
+    if not columns.get("step"):
+        return
+    plot_validation(run_dir / "metrics.csv", run_dir / "validation.png")
+    last = {k: v[-1] for k, v in columns.items() if k != "step"}
+    print(f"step {int(columns['step'][-1])}: {verdict(last)}", flush=True)

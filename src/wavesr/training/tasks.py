@@ -15,12 +15,15 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from wavesr.autoencoder import FrequencyAutoencoder, autoencoder_losses
-from wavesr.bundle import load_ldt, save_bundle
+from wavesr.bundle import load_ldt, save_bundle, scaling_extras
 from wavesr.config import WaveSRConfig
 from wavesr.data.bank import SliceBank, step_generator
 from wavesr.degrade import Degradation, degrade, pad_to_multiple
 from wavesr.diffusion import create_diffusion
 from wavesr.errors import CheckpointError
+from wavesr.latent_scaling import LatentScaling
+from wavesr.training.checkpoint import load_tensors, save_tensors
+from wavesr.training.validation import LDTValidator
 from wavesr.transformer import LatentDiffusionTransformer
 
 
@@ -47,6 +50,8 @@ def diffusion_of(config: WaveSRConfig, respacing: str | int | None = None):
         learn_sigma=d.learn_sigma,
         vlb_weight=d.vlb_weight,
         vlb_scaling=d.vlb_scaling,
+        loss_weighting=d.loss_weighting,
+        min_snr_gamma=d.min_snr_gamma,
     )
 
 
@@ -64,7 +69,7 @@ class LDTStandIn:
     def __init__(self, bundle, fraction: float = 0.5) -> None:
         loaded = load_ldt(bundle)
         self.ldt = loaded.model.requires_grad_(False)
-        self.hf_scale, self.cond_scale = loaded.hf_scale, loaded.cond_scale
+        self.hf_scaling, self.cond_scaling = loaded.hf, loaded.cond
         self.diffusion = diffusion_of(bundle.config)
         self.fraction = fraction
         self.generator = torch.Generator()
@@ -76,11 +81,11 @@ class LDTStandIn:
         gen = self.generator
         t = torch.randint(0, self.diffusion.num_timesteps, (b,), generator=gen).to(device)
         noise = torch.randn(generated.shape, generator=gen).to(device)
-        x_t = self.diffusion.q_sample(generated.detach() * self.hf_scale, t, noise)
-        cond = {"cond": ll_latent.detach() * self.cond_scale}
+        x_t = self.diffusion.q_sample(self.hf_scaling.to_diffusion(generated.detach()), t, noise)
+        cond = {"cond": self.cond_scaling.to_diffusion(ll_latent.detach())}
         x0 = self.diffusion.p_mean_variance(self.ldt, x_t, t, model_kwargs=cond)["pred_xstart"]
         keep = (torch.rand(b, generator=gen) >= self.fraction).to(device).view(-1, 1, 1, 1)
-        return torch.where(keep, generated, x0 / self.hf_scale)
+        return torch.where(keep, generated, self.hf_scaling.from_diffusion(x0))
 
 
 class AutoencoderTask:
@@ -144,15 +149,31 @@ def encode_slice_latents(
 
 
 class LatentCache:
-    """Posterior-mode latents of all training slices: cond (LR LL, 3 ch), generated (9/12 ch)."""
+    """Posterior-mode latents of the training slices: cond (LR LL, 3 ch), generated (9/12 ch).
 
-    def __init__(self, latents: list[Tensor]) -> None:
+    Latents of equal shape are stacked, so that a batch of random windows is cropped with one
+    gather per shape rather than a Python loop per sample.
+    """
+
+    def __init__(self, latents: list[Tensor], scaling: str = "global") -> None:
         self.latents = latents
-        cond = torch.cat([z[:3].flatten() for z in latents])
-        high = torch.cat([z[3:].flatten() for z in latents])
-        # Unit-variance scaling of the diffusion space, as the SD VAE's 0.18215 (measured here).
-        self.cond_scale = float(1.0 / cond.std().clamp_min(1e-6))
-        self.hf_scale = float(1.0 / high.std().clamp_min(1e-6))
+        lc = 3
+        cond = torch.cat([z[:lc].flatten(1) for z in latents], dim=1)
+        high = torch.cat([z[lc:].flatten(1) for z in latents], dim=1)
+        # The diffusion space: unit variance, as the SD VAE's 0.18215 (measured here).
+        self.cond_scaling = LatentScaling.measure(cond, scaling)
+        self.hf_scaling = LatentScaling.measure(high, scaling)
+        by_shape: dict[tuple[int, ...], list[int]] = {}
+        for i, z in enumerate(latents):
+            by_shape.setdefault(tuple(z.shape), []).append(i)
+        self.groups = [
+            (torch.tensor(ix), torch.stack([latents[i] for i in ix])) for ix in by_shape.values()
+        ]
+        self.group_of = torch.empty(len(latents), dtype=torch.long)
+        self.row_of = torch.empty(len(latents), dtype=torch.long)
+        for g, (ix, _) in enumerate(self.groups):
+            self.group_of[ix] = g
+            self.row_of[ix] = torch.arange(len(ix))
 
     @classmethod
     def build(
@@ -163,15 +184,21 @@ class LatentCache:
         *,
         progress: bool = True,
         batch_size: int = 16,
+        exclude: set[int] | None = None,
     ) -> LatentCache:
-        """Encode (at most ``data.cache_max_slices``, evenly spaced) slices in same-size batches."""
+        """Encode (at most ``data.cache_max_slices``, evenly spaced) slices in same-size batches;
+        ``exclude``: slice indices kept out (the validation slices)."""
         autoencoder.eval()
         device = next(autoencoder.parameters()).device
         multiple = autoencoder.stride * config.ldt.patch_size
         degradation = degradation_of(config)
-        n = len(bank.slices)
-        keep = config.data.cache_max_slices
-        chosen = list(range(n)) if keep <= 0 or keep >= n else _evenly_spaced(n, keep)
+        candidates = [i for i in range(len(bank.slices)) if i not in (exclude or set())]
+        n, keep = len(candidates), config.data.cache_max_slices
+        chosen = (
+            candidates
+            if keep <= 0 or keep >= n
+            else [candidates[j] for j in _evenly_spaced(n, keep)]
+        )
         by_shape: dict[tuple[int, int], list[int]] = {}
         for i in chosen:
             by_shape.setdefault(bank.slices[i].shape, []).append(i)
@@ -187,7 +214,30 @@ class LatentCache:
                 latents.extend(z.cpu().unbind(0))
                 bar.update(len(group))
         bar.close()
-        return cls(latents)
+        return cls(latents, config.diffusion.latent_scaling)
+
+    def save(self, path: Path) -> None:
+        save_tensors({f"{i:06d}": z.contiguous() for i, z in enumerate(self.latents)}, path)
+
+    @classmethod
+    def load(cls, path: Path, scaling: str = "global") -> LatentCache:
+        tensors = load_tensors(path)
+        return cls([tensors[k] for k in sorted(tensors)], scaling)
+
+    def windows(self, picks: Tensor, tops: Tensor, lefts: Tensor, size: int) -> Tensor:
+        """Windows (B, C, size, size) of latents ``picks`` at (tops, lefts)."""
+        c = self.latents[0].shape[0]
+        out = torch.empty(len(picks), c, size, size)
+        offsets = torch.arange(size)
+        for g, (_, stack) in enumerate(self.groups):
+            mine = (self.group_of[picks] == g).nonzero().flatten()
+            if len(mine) == 0:
+                continue
+            rows = (tops[mine, None] + offsets)[:, None, :, None]
+            cols = (lefts[mine, None] + offsets)[:, None, None, :]
+            samples = self.row_of[picks[mine]][:, None, None, None]
+            out[mine] = stack[samples, torch.arange(c)[None, :, None, None], rows, cols]
+        return out
 
     def batch(
         self, step: int, batch_size: int, size: int, seed: int, rank: int
@@ -195,14 +245,12 @@ class LatentCache:
         """Scaled (x0 generated latents (B, 9/12, size, size), cond (B, 3, size, size))."""
         gen = step_generator(seed, step, rank)
         picks = torch.randint(0, len(self.latents), (batch_size,), generator=gen)
-        windows = []
-        for i in picks:
-            z = self.latents[int(i)]
-            top = int(torch.randint(0, z.shape[-2] - size + 1, (1,), generator=gen))
-            left = int(torch.randint(0, z.shape[-1] - size + 1, (1,), generator=gen))
-            windows.append(z[:, top : top + size, left : left + size])
-        z = torch.stack(windows)
-        return z[:, 3:] * self.hf_scale, z[:, :3] * self.cond_scale
+        heights = torch.tensor([self.latents[int(i)].shape[-2] for i in picks])
+        widths = torch.tensor([self.latents[int(i)].shape[-1] for i in picks])
+        tops = (torch.rand(batch_size, generator=gen) * (heights - size + 1)).long()
+        lefts = (torch.rand(batch_size, generator=gen) * (widths - size + 1)).long()
+        z = self.windows(picks, tops, lefts, size)
+        return self.hf_scaling.to_diffusion(z[:, 3:]), self.cond_scaling.to_diffusion(z[:, :3])
 
 
 def _evenly_spaced(n: int, k: int) -> list[int]:
@@ -225,8 +273,10 @@ class LDTTask:
         *,
         autoencoder_source: str = "",
         init_from: dict[str, Tensor] | None = None,
+        validator: LDTValidator | None = None,
     ) -> None:
         self.config, self.autoencoder, self.cache = config, autoencoder, cache
+        self.validator = validator
         self.diffusion = diffusion_of(config)
         self.latent_crop = config.data.crop // autoencoder.stride
         self.autoencoder_source = autoencoder_source
@@ -254,6 +304,11 @@ class LDTTask:
         )
         return {k: v.mean() for k, v in terms.items()}
 
+    def validate(self, model: nn.Module) -> dict[str, float]:
+        if self.validator is None:
+            return {}
+        return self.validator(model, self.cache.hf_scaling, self.cache.cond_scaling)
+
     def export(self, model: nn.Module, run_dir: Path, step: int) -> None:
         save_bundle(
             run_dir,
@@ -262,8 +317,7 @@ class LDTTask:
             {"autoencoder": self.autoencoder.state_dict(), "ldt": model.state_dict()},
             step=step,
             extras={
-                "hf_scale": self.cache.hf_scale,
-                "cond_scale": self.cache.cond_scale,
+                **scaling_extras(self.cache.hf_scaling, self.cache.cond_scaling),
                 "degradation": degradation_of(self.config).label,
                 "autoencoder_source": self.autoencoder_source,
             },

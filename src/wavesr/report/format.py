@@ -1,4 +1,4 @@
-"""Small helpers for markdown reports: tables, number formatting, the machine description."""
+"""Small helpers for reports: markdown tables, number formatting, the machine description."""
 
 from __future__ import annotations
 

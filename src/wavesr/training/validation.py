@@ -1,0 +1,193 @@
+"""Watching stage 2 learn: what the LDT's deterministic estimate is worth, per band.
+
+A fixed set of training-split slices, held out of the latent cache, is encoded once. Every
+``validate_every`` steps the LDT draws its temperature-0 estimate of their generated latents
+(20-step DDIM from zero noise) and we log
+
+- R^2 per band against the encoded HR latents, relative to zeros: 1 - sum (est - z)^2 / sum z^2
+  (0 = no better than predicting all-zero latents, 1 = exact);
+- the decoded PSNR of zeros, of the estimate and of the encoded latents (the oracle).
+
+A model that learns nothing shows R^2 <= 0 and an estimate PSNR at the zero baseline.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from wavesr.autoencoder import FrequencyAutoencoder
+from wavesr.config import WaveSRConfig
+from wavesr.data.bank import SliceBank
+from wavesr.degrade import degrade, pad_to_multiple
+from wavesr.latent_scaling import LatentScaling
+from wavesr.transformer import LatentDiffusionTransformer
+from wavesr.wavelet import dwt2, idwt2
+
+GENERATED_BANDS = ("LH", "HL", "HH", "LLdetail")  # order of the generated latent channels
+ESTIMATE_STEPS = 20
+
+
+def validation_indices(n: int, k: int) -> list[int]:
+    """``k`` evenly spaced slice indices of ``n`` (all of them when k >= n)."""
+    if k >= n:
+        return list(range(n))
+    return sorted({int((i + 0.5) * n / k) for i in range(k)})
+
+
+def band_r2(
+    estimate: Tensor, target: Tensor, latent_channels: int = 3, *, about_mean: bool = False
+) -> dict[str, float]:
+    """R^2 of each generated band of (B, C, h, w) latents: 1 - SSE / sum (target - ref)^2, ref
+    = zeros (the issue's "no better than zeros"), or each channel's mean with ``about_mean`` (the
+    classic explained variance: a constant per channel scores 0)."""
+    reference = target.mean(dim=(0, 2, 3), keepdim=True) if about_mean else 0.0
+    out = {}
+    for b in range(target.shape[1] // latent_channels):
+        ch = slice(b * latent_channels, (b + 1) * latent_channels)
+        sse = float(((estimate[:, ch] - target[:, ch]) ** 2).sum())
+        spread = target[:, ch] - (reference[:, ch] if about_mean else reference)
+        out[GENERATED_BANDS[b]] = 1.0 - sse / max(float((spread**2).sum()), 1e-12)
+    return out
+
+
+def mean_psnr(sr: Tensor, hr: Tensor) -> float:
+    """Mean over slices of PSNR (data range 1)."""
+    mse = ((sr.clamp(0, 1) - hr) ** 2).flatten(1).mean(1).clamp_min(1e-12)
+    return float((10 * torch.log10(1.0 / mse)).mean())
+
+
+class LDTValidator:
+    """The held-out slices, their encoded latents and the two fixed PSNR baselines."""
+
+    def __init__(self, autoencoder: FrequencyAutoencoder, hr: Tensor, config: WaveSRConfig) -> None:
+        from wavesr.training.tasks import degradation_of  # tasks imports this module
+
+        self.config, self.autoencoder = config, autoencoder.eval()
+        device = next(autoencoder.parameters()).device
+        hr, self.size = pad_to_multiple(hr.to(device), autoencoder.stride * config.ldt.patch_size)
+        _, lr_up = degrade(hr, degradation_of(config), seed=0)
+        with torch.no_grad():
+            latents = autoencoder.encode_pair(lr_up, hr).mode()
+        self.ll_latent, self.target = autoencoder.split_latents(latents)
+        self.ll_lr, self.hr = dwt2(lr_up)[:, :1], hr
+        self.psnr_zero = self._psnr(torch.zeros_like(self.target))
+        self.psnr_oracle = self._psnr(self.target)
+
+    @classmethod
+    def from_bank(
+        cls, autoencoder: FrequencyAutoencoder, bank: SliceBank, indices: list[int], config
+    ) -> LDTValidator:
+        """Slices ``indices`` of the bank, at the largest shape among them (others zero-padded)."""
+        h = max(bank.slices[i].shape[0] for i in indices)
+        w = max(bank.slices[i].shape[1] for i in indices)
+        hr = torch.zeros(len(indices), 1, h, w)
+        for row, i in enumerate(indices):
+            s = torch.from_numpy(bank.slices[i])
+            hr[row, 0, : s.shape[0], : s.shape[1]] = s
+        return cls(autoencoder, hr, config)
+
+    @torch.no_grad()
+    def _psnr(self, generated: Tensor) -> float:
+        bands = self.autoencoder.decode(self.ll_latent, generated, self.ll_lr)
+        return mean_psnr(idwt2(bands), self.hr)
+
+    @torch.no_grad()
+    def estimate(
+        self, ldt: LatentDiffusionTransformer, hf: LatentScaling, cond: LatentScaling
+    ) -> Tensor:
+        """The LDT's temperature-0 estimate of the generated latents (latent space)."""
+        from wavesr.pipeline import WaveSRPipeline  # the pipeline imports training modules
+
+        device = self.ll_latent.device
+        pipe = WaveSRPipeline(
+            self.config, self.autoencoder, ldt, hf_scaling=hf, cond_scaling=cond, device=device
+        )
+        return pipe.sample_high_frequency_latents(
+            self.ll_latent,
+            steps=ESTIMATE_STEPS,
+            seed=0,
+            sampler="ddim",
+            progress=False,
+            temperature=0.0,
+        )
+
+    def __call__(
+        self, ldt: LatentDiffusionTransformer, hf: LatentScaling, cond: LatentScaling
+    ) -> dict[str, float]:
+        estimate = self.estimate(ldt, hf, cond)
+        latent_channels = self.config.autoencoder.latent_channels
+        r2 = band_r2(estimate, self.target, latent_channels)
+        values = {f"val_r2_{band}": v for band, v in r2.items()}
+        values["val_r2_mean"] = float(np.mean(list(r2.values())))
+        explained = band_r2(estimate, self.target, latent_channels, about_mean=True)
+        values["val_ev_mean"] = float(np.mean(list(explained.values())))
+        values.update(
+            val_psnr_zero=self.psnr_zero,
+            val_psnr_estimate=self._psnr(estimate),
+            val_psnr_oracle=self.psnr_oracle,
+        )
+        return values
+
+
+def read_validation(metrics_csv: Path) -> dict[str, list[float]]:
+    """The ``val_*`` columns of a run's metrics.csv (rows that have them), plus their steps."""
+    if not metrics_csv.is_file():
+        return {}
+    columns: dict[str, list[float]] = {}
+    with metrics_csv.open() as handle:
+        for row in csv.DictReader(handle):
+            if not row.get("val_r2_mean"):
+                continue
+            for key, value in row.items():
+                if key == "step" or key.startswith("val_"):
+                    columns.setdefault(key, []).append(float(value))
+    return columns
+
+
+def verdict(values: dict[str, float]) -> str:
+    """One line on the last validation: says so when some band has R^2 <= 0."""
+    r2 = {k.removeprefix("val_r2_"): v for k, v in values.items() if k.startswith("val_r2_")}
+    bands = ", ".join(f"{k} {v:.3f}" for k, v in r2.items() if k != "mean")
+    line = (
+        f"validation R^2 per band: {bands} (mean {r2.get('mean', math.nan):.3f}; explained "
+        f"variance {values.get('val_ev_mean', math.nan):.3f}); decoded PSNR "
+        f"zeros {values['val_psnr_zero']:.2f} / LDT {values['val_psnr_estimate']:.2f} / "
+        f"oracle {values['val_psnr_oracle']:.2f} dB"
+    )
+    failing = [k for k, v in r2.items() if k != "mean" and not v > 0]
+    if failing:
+        line += f". WARNING: R^2 <= 0 in {', '.join(failing)}: no better than zeros there"
+    return line
+
+
+def plot_validation(metrics_csv: Path, out: Path) -> Path | None:
+    """R^2 per band and the three decoded PSNRs against the step; None when nothing to plot."""
+    columns = read_validation(metrics_csv)
+    if not columns.get("step"):
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    steps = columns["step"]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.6))
+    for key in sorted(k for k in columns if k.startswith("val_r2_")):
+        left.plot(steps, columns[key], label=key.removeprefix("val_r2_"), marker=".")
+    left.axhline(0.0, color="k", lw=0.8)
+    left.set(xlabel="step", ylabel="R^2 vs zeros", title="LDT estimate, per band")
+    left.legend(fontsize=8)
+    for key, label in (("zero", "zero latents"), ("estimate", "LDT (T=0)"), ("oracle", "oracle")):
+        right.plot(steps, columns[f"val_psnr_{key}"], label=label, marker=".")
+    right.set(xlabel="step", ylabel="PSNR (dB)", title="decoded, validation slices")
+    right.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return out

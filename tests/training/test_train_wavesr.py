@@ -1,0 +1,45 @@
+"""`wavesr train wavesr`: both stages, validation, the bundle in the run folder, resume."""
+
+from __future__ import annotations
+
+import csv
+
+from helpers import tiny_train_args
+
+from wavesr.bundle import load_bundle
+from wavesr.cli import main
+
+
+def test_train_wavesr_runs_both_stages_and_writes_the_bundle(train_data, tmp_path, capsys):
+    out = tmp_path / "run"
+    args = ["train", "wavesr", *tiny_train_args(train_data), "--out", str(out)]
+    valid = [
+        "--set",
+        "ldt_training.train.validate_every=1",
+        "--set",
+        "diffusion.latent_scaling=per-channel",
+    ]
+    assert main([*args, *valid]) == 0
+    bundle = load_bundle(out)
+    assert bundle.kind == "wavesr" and {"autoencoder", "ldt"} <= set(bundle.tensors)
+    assert len(bundle.extras["hf_shift"]) == bundle.config.ldt.in_channels
+    assert (out / "autoencoder" / "wavesr.json").is_file() and (
+        out / "ldt" / "validation.png"
+    ).is_file()
+    rows = list(csv.DictReader((out / "ldt" / "metrics.csv").open()))
+    assert any(r.get("val_r2_mean") for r in rows)
+    assert "validation R^2 per band" in capsys.readouterr().out
+    # --resume of a finished run trains nothing more and keeps the same weights.
+    before = (out / "ldt.safetensors").read_bytes()
+    assert main([*args, *valid, "--resume"]) == 0
+    assert (out / "ldt.safetensors").read_bytes() == before
+    assert load_bundle(out).step == bundle.step
+
+
+def test_train_wavesr_refuses_a_used_run_folder_without_resume(train_data, tmp_path, capsys):
+    out = tmp_path / "run"
+    args = ["train", "wavesr", *tiny_train_args(train_data), "--out", str(out)]
+    assert main(args) == 0
+    capsys.readouterr()
+    assert main(args) == 2
+    assert "--resume" in capsys.readouterr().err
