@@ -13,12 +13,13 @@ from pathlib import Path
 
 import torch
 
-from wavesr.bundle import MANIFEST, copy_bundle, latent_scalings, load_bundle, sha256_of
+from wavesr.bundle import MANIFEST, copy_bundle, latent_scalings, load_bundle
 from wavesr.config import StageConfig, WaveSRConfig, save_config
 from wavesr.data.bank import SliceBank
 from wavesr.data.types import missing_error
 from wavesr.errors import ConfigError, WaveSRError
 from wavesr.pipeline import load_autoencoder
+from wavesr.training.checkpoint import read_json
 from wavesr.training.engine import Task, TrainResult, train
 from wavesr.training.tasks import AutoencoderTask, LatentCache, LDTStandIn, LDTTask
 from wavesr.training.validation import (
@@ -237,13 +238,7 @@ def stored_latent_cache(
     """The latent cache, encoded once per (autoencoder weights, data settings, held-out slices)
     and kept in the stage-1 run folder, so that every LDT run on it (an ablation's variants, a
     resumed run) skips the encoding."""
-    key = {
-        "autoencoder": sha256_of(ae_bundle.root / MANIFEST),  # names every weight file's hash
-        "data": dataclasses.asdict(config.data),
-        "held_out": held_out,
-    }
-    digest = hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()
-    path = ae_bundle.root / f"latent-cache-{digest[:16]}.safetensors"
+    path = ae_bundle.root / latent_cache_name(ae_bundle.root, config, held_out)
     if path.is_file():
         try:
             return LatentCache.load(path, config.diffusion.latent_scaling)
@@ -256,6 +251,22 @@ def stored_latent_cache(
         except OSError:
             pass  # a read-only stage-1 folder: the cache just is not kept
     return cache
+
+
+def latent_cache_name(ae_root: Path, config: WaveSRConfig, held_out: list[int]) -> str:
+    """File name of the stored latent cache: a hash of what the latents depend on."""
+    key = {
+        "autoencoder": weight_hashes(ae_root),
+        "data": dataclasses.asdict(config.data),
+        "held_out": held_out,
+    }
+    digest = hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()
+    return f"latent-cache-{digest[:16]}.safetensors"
+
+
+def weight_hashes(root: Path) -> dict[str, str]:
+    """The SHA-256 of each weights file of a bundle (what re-exporting the same run keeps)."""
+    return {name: entry["sha256"] for name, entry in read_json(root / MANIFEST)["files"].items()}
 
 
 def report_validation(run_dir: Path) -> None:
