@@ -209,6 +209,22 @@ def test_sampling_options_reach_wavesr(bench_data, bench_models, tmp_path) -> No
     assert (info["consistency_steps"], info["temperature"]) == (3, 0.25)
 
 
+def test_uncertainty_section(bench_data, tiny_model, tmp_path) -> None:
+    """`--uncertainty-samples` adds evaluate's uncertainty section to the benchmark's outputs."""
+    out = tmp_path / "out"
+    args = ["benchmark", str(bench_data["b"]), "--out", str(out), "--size", str(SIZE)]
+    args += ["--methods", "bicubic,wavesr", "--model", str(tiny_model), "--steps", "1"]
+    args += ["--no-fid", "--figure-slices", "1", "--quiet", "--uncertainty-samples", "4"]
+    assert main(args) == 0
+    doc = json.loads((out / "benchmark.json").read_text())
+    unc = doc["uncertainty"]
+    assert unc["samples"] == 4 and list(unc["references"]) == ["bicubic"]
+    assert [p["samples"] for p in unc["perception_distortion"]] == [1, 1, 1, 4]
+    assert "## Uncertainty: seed and LR consistency" in (out / "benchmark.md").read_text()
+    assert 'id="section-uncertainty"' in (out / "report.html").read_text()
+    assert (out / "uncertainty_maps.png").read_bytes().startswith(b"\x89PNG")
+
+
 def test_parse_steps() -> None:
     assert parse_steps(["50,20"]) == [20, 50]
     assert parse_steps(["20", "50,20"]) == [20, 50]
@@ -226,6 +242,7 @@ def test_recorded_command_parses_back_to_the_same_options(command: str, tmp_path
     argv = [command, str(tmp_path / "a"), "--out", str(tmp_path / "o"), "--methods", "bicubic"]
     argv += ["--noise-sigma", "0.02", "--max-slices", "3", "--model", str(tmp_path / "m")]
     argv += ["--seed", "7", "--fid-slices", "5", "--weights", f"bicubic={tmp_path}"]
+    argv += ["--threads", "2", "--uncertainty-samples", "4", "--device", "cpu"]
     args = build_parser().parse_args(argv)
     if command == "evaluate":
         line = eval_cmd.command_line(args, ["bicubic"])

@@ -195,6 +195,8 @@ def test_network_methods_with_a_tiny_trained_model(
     report = (out / "report.md").read_text()
     assert f"| wavesr | {fmt_count(wsr['params'])} | {fmt(wsr['gflops_per_slice'])} |" in report
     assert "includes all 2 sampling steps" in report
+    assert "uncertainty" not in doc and "Uncertainty" not in report  # the option is off
+    assert not (out / "perception_distortion.png").exists()
 
 
 def test_zero_latents_row_beside_wavesr(data, tmp_path: Path) -> None:
@@ -266,6 +268,8 @@ def test_unknown_method_is_a_user_error(data, tmp_path: Path, capsys) -> None:
         (["--scale", "3"], "scale must be one of"),
         (["--size", "4"], "--size must be at least 16"),
         (["--device", "banana"], "unknown device 'banana'"),
+        (["--uncertainty-samples", "2"], "0 (off) or at least 4"),
+        (["--uncertainty-samples", "4"], "add it to --methods"),
         pytest.param(
             ["--device", "cuda"],
             "CUDA is not available",
@@ -371,3 +375,43 @@ def test_markdown_table_and_formatting() -> None:
     assert fmt(None) == fmt(float("nan")) == "–"
     assert fmt(float("inf")) == "inf" and fmt(22.7049) == "22.70" and fmt(3) == "3"
     assert fmt_count(1_234_567) == "1.23M" and fmt_count(950) == "950"
+
+
+def test_uncertainty_samples_on_a_tiny_model(data, tiny_model, tmp_path: Path) -> None:
+    out = tmp_path / "eval"
+    vol = str(data["vol"])
+    args = [vol, "--methods", "bicubic,wavesr", "--model", str(tiny_model), "--steps", "2"]
+    args += ["--out", str(out), "--size", str(SIZE), "--no-fid", "--consistency-steps", "2"]
+    assert _run([*args, "--uncertainty-samples", "4", "--report-slices", "2"]) == 0
+    doc = json.loads((out / "metrics.json").read_text())
+    unc, wsr = doc["uncertainty"], doc["methods"]["wavesr"]
+    assert doc["settings"]["uncertainty_samples"] == 4
+    assert unc["samples"] == 4 and unc["seeds"] == [0, 1, 2, 3] and unc["consistency_steps"] == 2
+    assert unc["temperature"] == wsr["info"]["temperature"] == 1.0  # the tiny model's own
+    points = {p["setting"]: p for p in unc["perception_distortion"]}
+    assert list(points) == [
+        "temperature 0",
+        "temperature 0.5",
+        "temperature 1",
+        "mean of 4 (temperature 1)",
+    ]
+    # Seed 0 at the model's temperature is the evaluated wavesr output.
+    assert points["temperature 1"]["psnr"] == pytest.approx(wsr["psnr"], abs=1e-5)
+    for p in points.values():
+        assert p["lr_psnr"] >= p["lr_psnr_no_bp"] - 1e-6  # back-projection fits the LR better
+        assert len(p["band_energy_ratio"]) == 10 and np.isfinite(p["energy_b4_b8"])
+    (seeds,) = unc["seed_consistency"]  # temperature 1 is the model's own: one row
+    assert seeds["temperature"] == 1.0 and seeds["psnr_std"] > 0
+    assert -1 <= unc["calibration"]["spearman"] <= 1 and unc["calibration"]["n_slices"] == 5
+    assert list(unc["references"]) == ["bicubic"]
+    assert unc["references"]["bicubic"]["psnr"] == doc["methods"]["bicubic"]["psnr"]
+    for name in ("perception_distortion.png", "uncertainty_maps.png"):
+        assert (out / name).read_bytes().startswith(b"\x89PNG")
+    report = (out / "report.md").read_text()
+    assert "## Uncertainty: seed and LR consistency" in report
+    assert "| mean of 4 (temperature 1) | 4 |" in report
+    assert "![perception-distortion](perception_distortion.png)" in report
+    page = (out / "report.html").read_text()
+    assert 'id="section-uncertainty"' in page and 'id="table-calibration"' in page
+    assert page.count('alt="perception_distortion.png"') == 1
+    assert page.count('"title":"wavesr mean of 4 std"') == 2  # the viewer's two slices

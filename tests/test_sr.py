@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import h5py
@@ -197,3 +198,96 @@ def test_dicom_in_nifti_out(tiny_model, tmp_path, capsys):
     np.testing.assert_allclose(
         fov_corners(img.affine, img.shape), fov_corners(dcm.affine, dcm.volume.shape), atol=1e-6
     )
+
+
+def _volume(path: Path) -> np.ndarray:
+    return np.moveaxis(np.asarray(nib.load(str(path)).dataobj, dtype=np.float32), 2, 0)
+
+
+def test_samples_write_mean_and_std_beside_it(tiny_model, nifti_lr, tmp_path, capsys):
+    src, _, _ = nifti_lr
+    runs = {}
+    for temperature in ("1", "0"):
+        out = tmp_path / f"t{temperature}.nii.gz"
+        extra = ("--samples", "4", "--temperature", temperature)
+        assert _sr(tiny_model, src, out, *extra, "--report", str(tmp_path / "r.html")) == 0
+        assert '"title":"std of the samples"' in (tmp_path / "r.html").read_text()
+        std_out = tmp_path / f"t{temperature}_std.nii.gz"
+        assert "mean of 4 samples" in capsys.readouterr().out
+        mean_img, std_img = nib.load(str(out)), nib.load(str(std_out))
+        assert std_img.shape == mean_img.shape == (48, 40, 4)
+        np.testing.assert_array_equal(std_img.affine, mean_img.affine)
+        runs[temperature] = (_volume(out), _volume(std_out))
+        (tmp_path / "r.html").unlink()
+    mean, std = runs["1"]
+    assert std[:3].max() > 0 and np.all(std[3] == 0)  # the near-empty slice is bicubic only
+    assert np.all(runs["0"][1] == 0)  # temperature 0: every sample is the same
+    # The mean and std are those of the four one-sample runs with seeds 0..3.
+    seeds = []
+    for seed in range(4):
+        out = tmp_path / f"seed{seed}.nii.gz"
+        assert _sr(tiny_model, src, out, "--temperature", "1", "--seed", str(seed)) == 0
+        seeds.append(_volume(out))
+    tol = 1e-4 * np.abs(seeds).max()
+    np.testing.assert_allclose(mean, np.mean(seeds, axis=0), atol=tol)
+    np.testing.assert_allclose(std, np.std(seeds, axis=0, ddof=1), atol=tol)
+
+
+def test_samples_std_for_every_output_kind(tiny_model, tmp_path):
+    npy = tmp_path / "lr.npy"
+    np.save(npy, blobs(2, 8, 12))
+    assert _sr(tiny_model, npy, tmp_path / "sr.npy", "--samples", "2") == 0
+    assert np.load(tmp_path / "sr_std.npy").shape == np.load(tmp_path / "sr.npy").shape
+    h5 = tmp_path / "lr.h5"
+    with h5py.File(h5, "w") as fh:
+        fh["reconstruction_rss"] = blobs(2, 8, 12)
+    assert _sr(tiny_model, h5, tmp_path / "sr.h5", "--samples", "2") == 0
+    with h5py.File(tmp_path / "sr.h5") as fh:
+        assert fh["reconstruction_rss_std"].shape == fh["reconstruction_rss"].shape == (2, 32, 48)
+    pngs = tmp_path / "pngs"
+    pngs.mkdir()
+    for i, sl in enumerate(blobs(2, 8, 12)):
+        Image.fromarray(np.round(sl * 200).astype(np.uint8)).save(pngs / f"{i}.png")
+    assert _sr(tiny_model, pngs, tmp_path / "out", "--samples", "2") == 0
+    assert sorted(p.name for p in (tmp_path / "out_std").iterdir()) == ["0.png", "1.png"]
+    one = pngs / "0.png"
+    assert _sr(tiny_model, one, tmp_path / "one.png", "--samples", "2") == 0
+    with Image.open(tmp_path / "one_std.png") as img:
+        assert img.size == (48, 32)
+    (tmp_path / "sr.npy").unlink()  # the std alone left: refused before any work
+    assert _sr(tiny_model, npy, tmp_path / "sr.npy", "--samples", "2") == 2
+    assert not (tmp_path / "sr.npy").exists()
+
+
+def test_std_path_follows_the_output() -> None:
+    from wavesr.sr import HDF5, NIFTI, NPY, PNG_FILE, PNG_FOLDER, std_path
+
+    assert std_path(Path("a/scan_sr.nii.gz"), NIFTI) == Path("a/scan_sr_std.nii.gz")
+    assert std_path(Path("x.NPY"), NPY) == Path("x_std.NPY")
+    assert std_path(Path("one.png"), PNG_FILE) == Path("one_std.png")
+    assert std_path(Path("out/pngs"), PNG_FOLDER) == Path("out/pngs_std")
+    assert std_path(Path("sr.h5"), HDF5) == Path("sr.h5")  # a second dataset in the file
+
+
+def test_summary_line_and_threads(tiny_model, nifti_lr, tmp_path, capsys):
+    src, _, _ = nifti_lr
+    threads = torch.get_num_threads()
+    try:
+        assert _sr(tiny_model, src, tmp_path / "sr.nii.gz", "--threads", "1") == 0
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(threads)
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 1
+    line = lines[0]
+    assert line.startswith("sr: 4 slices (1 near-empty, bicubic), ")
+    assert " s/slice -> " in line and f"{tmp_path / 'sr.nii.gz'} (48x40x4, " in line
+    assert "voxel 0.375 x 0.5 x 3 mm)" in line  # 1.5 x 2 x 3 mm input, x4 in-plane
+    assert float(re.search(r", ([0-9.e+-]+) s/slice -> ", line).group(1)) > 0
+    np.save(tmp_path / "lr.npy", blobs(1, 8, 8))
+    assert _sr(tiny_model, tmp_path / "lr.npy", tmp_path / "sr.npy") == 0
+    assert "(1x32x32, voxel size unknown)" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as exit_info:
+        _sr(tiny_model, src, tmp_path / "sr2.nii.gz", "--threads", "0")
+    assert exit_info.value.code == 2
+    assert "--threads" in capsys.readouterr().err

@@ -26,23 +26,30 @@ from wavesr.evaluate import (
     FIDTracker,
     MethodRun,
     add_report_panels,
+    add_uncertainty_panels,
     check_report_slices,
+    check_uncertainty_method,
     dataset_entry,
     flatten_slices,
     json_number,
     load_eval_sets,
     method_context,
     method_entry,
+    png_writers,
     report_frames,
     report_indices,
     report_viewer,
     run_method,
+    run_uncertainty,
     select_evenly,
+    uncertainty_entry,
+    uncertainty_figures,
     write_files,
 )
 from wavesr.methods import MethodContext, SRMethod, build_method, known_methods
 from wavesr.report import html, machine_info, viewer
 from wavesr.report.markdown import benchmark_markdown as render_markdown  # re-exported
+from wavesr.runtime import resolve_device
 
 __all__ = [
     "BenchmarkResult",
@@ -97,6 +104,7 @@ class BenchmarkResult:
     doc: dict  # benchmark.json's content, without the command
     figures: list[FigureSlice]
     viewers: list[viewer.Viewer] = field(default_factory=list)  # report.html's slice viewer
+    uncertainty_maps: list = field(default_factory=list)  # uncertainty_eval.SliceMaps
 
 
 # ----------------------------------------------------------------------------- methods
@@ -207,15 +215,18 @@ def benchmark(
     started = time.perf_counter()
     step_counts = options.validate()
     top = step_counts[-1]
-    settings = replace(settings, steps=top)
+    settings = replace(settings, steps=top, device=resolve_device(settings.device))
     deg = settings.validate()
     check_report_slices(report_slices)
     if not methods:
         raise ConfigError("no methods given (--methods bicubic ...)")
+    check_uncertainty_method(settings, methods)
     ctx = method_context(settings, deg, model, weights)  # settings.steps is the top count
     built, skipped = build_methods(
         list(dict.fromkeys(methods)), ctx, skip_missing=options.skip_missing
     )
+    if settings.uncertainty_samples and "wavesr" not in built:
+        raise ConfigError("--uncertainty-samples measures the wavesr method, which was skipped")
 
     t0 = time.perf_counter()
     sets = load_eval_sets([Path(p) for p in paths], settings)
@@ -273,6 +284,12 @@ def benchmark(
             stages.update()
         _set_steps(method, top)
     stages.close()
+    uncertain = None
+    if settings.uncertainty_samples:
+        uncertain = run_uncertainty(
+            built["wavesr"], slices, sets, deg, settings, fid, shown, progress
+        )
+        add_uncertainty_panels(frames, shown, uncertain.kept, slices, settings.uncertainty_samples)
 
     doc = {
         "settings": {
@@ -323,8 +340,12 @@ def benchmark(
         {"file": _figure_name(k), "index": f.index, "dataset": f.dataset, "slice": f.name}
         for k, f in enumerate(figs, 1)
     ]
+    if uncertain is not None:
+        doc["settings"]["uncertainty_samples"] = settings.uncertainty_samples
+        doc["uncertainty"] = uncertainty_entry(uncertain.doc, doc["methods"])
     doc["timings"]["total_seconds"] = time.perf_counter() - started
-    return BenchmarkResult(doc, figs, [report_viewer(frames, n)] if frames else [])
+    viewers = [report_viewer(frames, n)] if frames else []
+    return BenchmarkResult(doc, figs, viewers, [] if uncertain is None else uncertain.maps)
 
 
 def _figure_name(k: int) -> str:
@@ -357,14 +378,17 @@ def write_benchmark(result: BenchmarkResult, out: Path, command: str) -> list[Pa
         lambda f=f, k=k: figures.spectrum_figure(f.outputs, f.hr, out / _figure_name(k))
         for k, f in enumerate(result.figures, 1)
     ]
-    writers.append(lambda: _write_html(result, doc, out))
+    pngs = uncertainty_figures(doc, result.uncertainty_maps)
+    writers += png_writers(out, pngs)
+    writers.append(lambda: _write_html(result, doc, out, pngs))
     return write_files(out, texts, writers)
 
 
-def _write_html(result: BenchmarkResult, doc: dict, out: Path) -> Path:
-    """report.html, with the figures just written embedded."""
+def _write_html(result: BenchmarkResult, doc: dict, out: Path, pngs: dict[str, bytes]) -> Path:
+    """report.html, with the figures just written (and the uncertainty figures) embedded."""
     shown = [(BANDS_FIGURE, "PSNR and energy ratio per band")]
     shown += [(f["file"], f"{f['file']}: {f['dataset']} / {f['slice']}") for f in doc["figures"]]
     embedded = [html.Figure(name, (out / name).read_bytes(), caption) for name, caption in shown]
+    embedded += [html.Figure(name, png) for name, png in pngs.items()]
     page = html.benchmark_html(doc, doc["command"], result.viewers, embedded)
     return html.write_page(out / REPORT_HTML, page)

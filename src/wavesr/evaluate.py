@@ -16,7 +16,7 @@ import json
 import math
 import time
 from collections.abc import Callable, Collection, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -40,6 +40,7 @@ from wavesr.report.markdown import (  # re-exported: they used to live here
     report_header,
 )
 from wavesr.report.markdown import evaluate_markdown as render_report
+from wavesr.runtime import resolve_device
 
 __all__ = [
     "ENERGY_NOTE",
@@ -75,7 +76,13 @@ __all__ = [
 N_BANDS = 10
 MIN_SIZE = 16
 REPORT_HTML = "report.html"
+# The uncertainty figures (--uncertainty-samples), by role, and their file names.
+UNCERTAINTY_FIGURES = {
+    "perception_distortion": "perception_distortion.png",
+    "maps": "uncertainty_maps.png",
+}
 REPORT_SLICES = 64  # slices report.html shows by default, evenly spaced
+MIN_UNCERTAINTY_SAMPLES = 4  # --uncertainty-samples: fewer seeds say little about a spread
 
 
 @dataclass
@@ -95,6 +102,7 @@ class EvalSettings:
     fid_weights: Path | None = None
     temperature: float | None = None  # WaveSR sampling; None: the model's own
     consistency_steps: int | None = None  # WaveSR back-projection; None: the model's own
+    uncertainty_samples: int = 0  # > 0: wavesr's seed / LR consistency, calibration (N samples)
 
     def validate(self) -> Degradation:
         deg = Degradation(self.degradation, self.scale, self.noise_sigma)
@@ -111,6 +119,11 @@ class EvalSettings:
         check_temperature(self.temperature)
         check_consistency_steps(self.consistency_steps)
         _check_device(self.device)
+        if self.uncertainty_samples and self.uncertainty_samples < MIN_UNCERTAINTY_SAMPLES:
+            raise ConfigError(
+                f"--uncertainty-samples must be 0 (off) or at least {MIN_UNCERTAINTY_SAMPLES}, "
+                f"got {self.uncertainty_samples}"
+            )
         return deg
 
 
@@ -417,6 +430,20 @@ def add_report_panels(
         viewer.add_method(frame, run.name, run.outputs[j], slices[j].hr, note=note)
 
 
+def add_uncertainty_panels(
+    frames: Sequence[viewer.Frame],
+    indices: Sequence[int],
+    kept: dict[int, tuple[np.ndarray, np.ndarray]],
+    slices: Sequence[EvalSlice],
+    samples: int,
+) -> None:
+    """Add the mean of the uncertainty samples, its |error| and their std to the frames."""
+    for frame, j in zip(frames, indices):
+        if j in kept:
+            mean, std = kept[j]
+            viewer.add_method(frame, f"wavesr mean of {samples}", mean, slices[j].hr, std=std)
+
+
 def report_viewer(frames: list[viewer.Frame], n: int) -> viewer.Viewer:
     caption = (
         f"{len(frames)} of the {n} evaluated slices, evenly spaced; the LR input shown with "
@@ -454,6 +481,7 @@ class EvalResult:
     metrics: dict
     rows: list[dict]
     viewers: list[viewer.Viewer] = field(default_factory=list)
+    uncertainty_maps: list = field(default_factory=list)  # uncertainty_eval.SliceMaps
 
 
 def method_entry(run: MethodRun, sets: Sequence[EvalSet], which: np.ndarray) -> dict:
@@ -507,12 +535,14 @@ def evaluate(
     The result keeps `report_slices` evenly spaced slices (8-bit PNGs) for report.html.
     """
     started = time.perf_counter()
+    settings = replace(settings, device=resolve_device(settings.device))
     deg = settings.validate()
     check_report_slices(report_slices)
     if not methods:
         raise ConfigError("no methods given (--methods bicubic ...)")
     ctx = method_context(settings, deg, model, weights)
     names = list(dict.fromkeys(methods))
+    check_uncertainty_method(settings, names)
     built = [build_method(name, ctx) for name in names]  # model errors before any work
     t0 = time.perf_counter()
     sets = load_eval_sets([Path(p) for p in paths], settings)
@@ -528,6 +558,12 @@ def evaluate(
         add_report_panels(frames, shown, run, slices)
         run.outputs.clear()  # the viewer keeps 8-bit PNGs; one method's floats at a time
         runs.append(run)
+    uncertain = None
+    if settings.uncertainty_samples:
+        uncertain = run_uncertainty(
+            built[names.index("wavesr")], slices, sets, deg, settings, fid, shown, progress
+        )
+        add_uncertainty_panels(frames, shown, uncertain.kept, slices, settings.uncertainty_samples)
     result = {
         "settings": {
             "scale": settings.scale,
@@ -551,6 +587,9 @@ def evaluate(
             "total_seconds": time.perf_counter() - started,
         },
     }
+    if uncertain is not None:
+        result["settings"]["uncertainty_samples"] = settings.uncertainty_samples
+        result["uncertainty"] = uncertainty_entry(uncertain.doc, result["methods"])
     rows = [
         {
             "dataset": sets[s.dataset].name,
@@ -562,7 +601,52 @@ def evaluate(
         for r in runs
         for i, s in enumerate(slices)
     ]
-    return EvalResult(result, rows, [report_viewer(frames, len(slices))] if frames else [])
+    maps = [] if uncertain is None else uncertain.maps
+    viewers = [report_viewer(frames, len(slices))] if frames else []
+    return EvalResult(result, rows, viewers, maps)
+
+
+def check_uncertainty_method(settings: EvalSettings, names: Sequence[str]) -> None:
+    if settings.uncertainty_samples and "wavesr" not in names:
+        raise ConfigError("--uncertainty-samples measures the wavesr method: add it to --methods")
+
+
+def run_uncertainty(
+    method: SRMethod,
+    slices: Sequence[EvalSlice],
+    sets: Sequence[EvalSet],
+    deg: Degradation,
+    settings: EvalSettings,
+    fid: FIDTracker,
+    keep: Collection[int],
+    progress: bool,
+):
+    """`uncertainty_eval.measure_uncertainty` of the built wavesr method on the slices."""
+    from wavesr.uncertainty_eval import measure_uncertainty
+
+    labels = [f"{sets[s.dataset].name} / {s.name}" for s in slices]
+    return measure_uncertainty(
+        method,
+        slices,
+        deg,
+        settings,
+        fid,
+        samples=settings.uncertainty_samples,
+        keep=set(keep),
+        labels=labels,
+        progress=progress,
+    )
+
+
+def uncertainty_entry(doc: dict, methods: dict) -> dict:
+    """metrics.json's "uncertainty": the measurements, the reference points, the figures."""
+    from wavesr.uncertainty_eval import reference_points
+
+    return {
+        **doc,
+        "references": reference_points(methods),
+        "figures": dict(UNCERTAINTY_FIGURES),
+    }
 
 
 def size_counts(images: Sequence[np.ndarray]) -> dict[str, int]:
@@ -606,13 +690,35 @@ def write_outputs(result: EvalResult, out: Path, command: str) -> list[Path]:
     """
     html.require_frames(result.viewers, Path(out) / REPORT_HTML)
     metrics_doc = {"command": command, **result.metrics}
+    pngs = uncertainty_figures(metrics_doc, result.uncertainty_maps)
+    figures = [html.Figure(name, png) for name, png in pngs.items()]
     texts = {
         "per_slice.csv": per_slice_csv(result.rows),
         "report.md": render_report(metrics_doc, command),
-        REPORT_HTML: html.evaluate_html(metrics_doc, command, result.viewers),
+        REPORT_HTML: html.evaluate_html(metrics_doc, command, result.viewers, figures),
         "metrics.json": json.dumps(metrics_doc, indent=2, allow_nan=False) + "\n",
     }
-    return write_files(out, texts)
+    return write_files(out, texts, png_writers(out, pngs))
+
+
+def uncertainty_figures(doc: dict, maps: Sequence) -> dict[str, bytes]:
+    """The uncertainty figures' PNGs by file name (none without "uncertainty" in `doc`)."""
+    if "uncertainty" not in doc:
+        return {}
+    from wavesr.report.uncertainty import figure_pngs
+
+    return figure_pngs(doc["uncertainty"], maps)
+
+
+def png_writers(out: Path, pngs: dict[str, bytes]) -> list[Callable[[], Path]]:
+    """One `write_files` writer per PNG (each written atomically into `out`)."""
+
+    def write(name: str, png: bytes) -> Path:
+        path = Path(out) / name
+        atomic_write(path, lambda tmp: tmp.write_bytes(png), overwrite=True)
+        return path
+
+    return [lambda n=n, p=p: write(n, p) for n, p in pngs.items()]
 
 
 def write_files(

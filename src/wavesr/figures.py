@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -145,3 +146,72 @@ def band_psnr_figure(
     atomic_write(path, lambda tmp: fig.savefig(tmp, format="png"), overwrite=overwrite)
     plt.close(fig)
     return path
+
+
+def _png(fig) -> bytes:
+    """`fig` as PNG bytes (closed afterwards)."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def perception_distortion_figure(
+    curve: Sequence[tuple[str, float, float]],
+    others: Sequence[tuple[str, float, float]] = (),
+    references: Sequence[tuple[str, float, float]] = (),
+    *,
+    y_label: str,
+    ideal: float | None = None,
+    title: str = "",
+) -> bytes:
+    """PNG of labelled points (label, PSNR, y): `curve` joined in order (e.g. temperatures),
+    `others` as diamonds (e.g. a mean of samples), `references` (other methods) as grey
+    squares; `ideal` draws a dashed line at that y (e.g. 1 for energy ratios)."""
+    fig, ax = plt.subplots(figsize=(6.0, 4.2), dpi=130)
+    styles = (
+        (curve, {"color": "tab:blue", "marker": "o"}, (5, 4)),
+        (others, {"color": "tab:orange", "marker": "D"}, (5, 4)),
+        (references, {"color": "grey", "marker": "s"}, (5, -10)),
+    )
+    for group, style, offset in styles:
+        shown = [(n, x, y) for n, x, y in group if np.isfinite(x) and np.isfinite(y)]
+        if group is curve and len(shown) > 1:
+            ax.plot([x for _, x, _ in shown], [y for _, _, y in shown], lw=0.8, **style)
+        for name, x, y in shown:
+            ax.scatter([x], [y], zorder=3, **style)
+            ax.annotate(name, (x, y), textcoords="offset points", xytext=offset, fontsize=8)
+    if ideal is not None:
+        ax.axhline(ideal, color="black", lw=0.8, ls="--")
+    ax.set_xlabel("PSNR (dB), higher = less distortion")
+    ax.set_ylabel(y_label)
+    ax.grid(alpha=0.3)
+    if title:
+        ax.set_title(title, fontsize=10)
+    fig.tight_layout()
+    return _png(fig)
+
+
+def error_std_figure(
+    rows: Sequence[tuple[str, np.ndarray, np.ndarray, np.ndarray]], *, samples: int
+) -> bytes:
+    """PNG: per row (label, HR, mean of the samples, their std) the HR, the mean, |mean - HR|
+    and the std, the last two on one colour scale so they compare pixel by pixel."""
+    fig, axes = plt.subplots(
+        len(rows), 4, figsize=(10.4, 2.7 * len(rows)), dpi=120, squeeze=False, layout="constrained"
+    )
+    for r, (label, hr, mean, std) in enumerate(rows):
+        error = np.abs(mean - hr)
+        vmax = max(0.02, float(np.percentile(np.concatenate([error.ravel(), std.ravel()]), 99.5)))
+        panels = [
+            (f"HR: {label}", hr, "gray", 1.0),
+            (f"mean of {samples} samples", mean, "gray", 1.0),
+            ("|mean - HR|", error, "magma", vmax),
+            (f"std of the {samples} samples", std, "magma", vmax),
+        ]
+        for c, (title, image, cmap, top) in enumerate(panels):
+            im = axes[r, c].imshow(image, cmap=cmap, vmin=0, vmax=top, interpolation="nearest")
+            axes[r, c].set_title(title, fontsize=8)
+            axes[r, c].axis("off")
+        fig.colorbar(im, ax=axes[r, 2:].tolist(), fraction=0.046, pad=0.02)
+    return _png(fig)

@@ -8,6 +8,7 @@ LR slice --bicubic--> LR on the HR grid --Haar DWT--> LL_LR band
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import torch
@@ -85,7 +86,7 @@ class WaveSRPipeline:
         lr_up: Tensor,
         *,
         steps: int | None = None,
-        seed: int = 0,
+        seed: int | Sequence[int] = 0,
         sampler: str | None = None,
         temperature: float | None = None,
         consistency_steps: int | None = None,
@@ -97,6 +98,7 @@ class WaveSRPipeline:
         ``steps``, ``sampler``, ``temperature`` and ``consistency_steps`` (back-projection onto
         ``lr_up``) default to the model's ``diffusion`` config. ``degradation`` is how ``lr_up``
         was made, for the back-projection; default: the model's own training degradation.
+        ``seed`` may be k seeds for a batch of k equal groups (see `starting_noise`).
         """
         check_consistency_steps(consistency_steps)
         if self.ldt is None:
@@ -141,7 +143,7 @@ class WaveSRPipeline:
         ll_latent: Tensor,
         *,
         steps: int | None,
-        seed: int,
+        seed: int | Sequence[int],
         sampler: str | None,
         progress: bool,
         temperature: float | None = None,
@@ -154,9 +156,8 @@ class WaveSRPipeline:
         respacing = f"ddim{steps}" if sampler == "ddim" else str(steps)
         diffusion = diffusion_of(self.config, respacing)
         b, _, h, w = ll_latent.shape
-        generator = torch.Generator(device=self.device).manual_seed(seed)
         shape = (b, self.config.ldt.in_channels, h, w)
-        noise = torch.randn(shape, generator=generator, device=self.device)
+        noise, generator = self.starting_noise(shape, seed)
         sample = diffusion.sample_loop(
             self.denoiser,
             shape,
@@ -169,6 +170,24 @@ class WaveSRPipeline:
             device=self.device,
         )
         return self.hf_scaling.from_diffusion(sample)
+
+    def starting_noise(
+        self, shape: tuple[int, ...], seed: int | Sequence[int]
+    ) -> tuple[Tensor, torch.Generator]:
+        """The sampler's starting noise of `shape` and the generator the sampling loop continues.
+
+        With k seeds the batch is k equal groups (k samples of the same slices, stacked): group
+        i gets the noise a call with ``seed=seeds[i]`` on that group alone gets, so under DDIM
+        with eta 0 each group's sample is that call's (up to float rounding). The loop
+        continues the first seed's generator (its draws matter only for eta > 0 or ancestral).
+        """
+        seeds = [int(s) for s in seed] if isinstance(seed, Sequence) else [int(seed)]
+        if not seeds or shape[0] % len(seeds):
+            raise ValueError(f"a batch of {shape[0]} cannot be split into {len(seeds)} seeds")
+        group = (shape[0] // len(seeds), *shape[1:])
+        generators = [torch.Generator(device=self.device).manual_seed(s) for s in seeds]
+        noise = [torch.randn(group, generator=g, device=self.device) for g in generators]
+        return torch.cat(noise), generators[0]
 
     @property
     def denoiser(self) -> torch.nn.Module:

@@ -7,6 +7,12 @@ the input's scale with the per-slice normalisation parameters (`denormalize`).
 
 Near-empty slices (see `nonempty_slices`) are not run through the model: they are filled with
 the bicubic upsampling of the original slice, so every output is complete.
+
+With `samples` > 1 the output is the mean of that many samples (seeds seed, seed + 1, ...) and
+the per-voxel standard deviation is written beside it (`std_path`): `<name>_std` with the same
+suffix, a `<folder>_std` PNG folder, or a second HDF5 dataset. The samples are stacked into
+one model call where `batch` leaves room, and summed on the fly (`RunningMoments`), so memory
+does not grow with their number.
 """
 
 from __future__ import annotations
@@ -16,7 +22,7 @@ import secrets
 import shutil
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -27,18 +33,27 @@ from wavesr.data.dicom import dicom_files, is_dicom_file
 from wavesr.data.hdf5 import DATASET as HDF5_DATASET
 from wavesr.data.images import IMAGE_SUFFIXES, image_files
 from wavesr.data.load import VOLUME_SUFFIXES, load_slices, nonempty_slices, suffix_of
-from wavesr.data.normalize import denormalize, select
+from wavesr.data.normalize import denormalize, rescale, select
 from wavesr.data.types import SliceStack, missing_error
-from wavesr.data.write import sr_affine, stack_to_volume, write_nifti, write_png_slices
+from wavesr.data.write import (
+    sr_affine,
+    stack_to_volume,
+    voxel_sizes,
+    write_nifti,
+    write_png_slices,
+)
 from wavesr.degrade import upsample
 from wavesr.errors import CheckpointError, ConfigError, InputError, OutputError
 from wavesr.io_atomic import atomic_write, check_output_path
+from wavesr.runtime import resolve_device
+from wavesr.sampling_stats import STD_DDOF, RunningMoments
 
 # Output kinds, decided from the input before any work.
 NIFTI, HDF5, NPY, PNG_FILE, PNG_FOLDER = "nifti", "hdf5", "npy", "png-file", "png-folder"
 _SUFFIXES = {NIFTI: (".nii", ".nii.gz"), HDF5: (".h5", ".hdf5"), NPY: (".npy",)}
 _LABELS = {NIFTI: "NIfTI", HDF5: "HDF5", NPY: ".npy"}
 SAMPLERS = ("ddim", "ancestral")
+STD_DATASET = f"{HDF5_DATASET}_std"
 
 
 @dataclass
@@ -47,7 +62,7 @@ class SROptions:
     steps: int = 50
     seed: int = 0
     batch: int = 16
-    device: str = "cpu"
+    device: str = "auto"  # "auto": cuda when torch sees a GPU, else cpu
     input_is_upsampled: bool = False
     axis: int | str | None = None
     overwrite: bool = False
@@ -55,6 +70,7 @@ class SROptions:
     temperature: float | None = None  # None: the model's own diffusion.temperature
     consistency_steps: int | None = None  # None: the model's own diffusion.consistency_steps
     progress: bool = True
+    samples: int = 1  # > 1: write the mean of this many samples and their std
 
 
 @dataclass
@@ -65,12 +81,33 @@ class SRResult:
     shape: tuple[int, ...]  # shape of the written array (volume, or (N, H, W) for images)
     seconds: float
     report: Path | None = None  # report.html, when one was asked for
+    std_output: Path | None = None  # the std beside the mean (--samples > 1); HDF5: the output
+    samples: int = 1
+    sr_seconds: float = 0.0  # of `seconds`, the super-resolution of the slices (all samples)
+    voxel_size: tuple[float, ...] | None = None  # mm along the output's axes; None: unknown
 
     def summary(self) -> str:
+        """One line: slices, seconds per slice, the output, its shape and voxel size."""
         filled = self.slices - self.super_resolved
         extra = f" ({filled} near-empty, bicubic)" if filled else ""
+        if self.samples > 1:
+            extra += f", mean of {self.samples} samples"
+        if self.super_resolved:
+            extra += f", {self.sr_seconds / self.super_resolved:.3g} s/slice"
         shape = "x".join(str(n) for n in self.shape)
-        return f"sr: {self.slices} slices{extra} -> {self.output} ({shape}) in {self.seconds:.1f} s"
+        if self.voxel_size is None:
+            voxel = "voxel size unknown"
+        else:
+            voxel = "voxel " + " x ".join(f"{v:.4g}" for v in self.voxel_size) + " mm"
+        std = ""
+        if self.samples > 1:
+            std = f", std in {self.std_output}"
+            if self.std_output == self.output:
+                std = f", std in dataset {STD_DATASET}"
+        return (
+            f"sr: {self.slices} slices{extra} -> {self.output} ({shape}, {voxel}){std} "
+            f"in {self.seconds:.1f} s"
+        )
 
 
 def output_kind(source: Path, output: Path) -> str:
@@ -123,6 +160,17 @@ def _check_output_suffix(kind: str, source: Path, output: Path) -> None:
         raise OutputError("the output is a folder, expected a file", output)
 
 
+def std_path(output: Path, kind: str) -> Path:
+    """Where the std of `--samples` goes: `<name>_std` with the output's suffix, `<folder>_std`
+    for a PNG folder; for HDF5 the output itself (dataset `STD_DATASET`)."""
+    if kind == HDF5:
+        return output
+    if kind == PNG_FOLDER:
+        return output.with_name(f"{output.name}_std")
+    n = len(output.name) - len(suffix_of(output))
+    return output.with_name(f"{output.name[:n]}_std{output.name[n:]}")
+
+
 def resolve_model_dir(model: str | Path | None) -> Path:
     if model is not None:
         return Path(model)
@@ -164,6 +212,8 @@ def _check_options(opts: SROptions) -> None:
         raise ConfigError(f"--steps must be >= 1, got {opts.steps}")
     if opts.batch < 1:
         raise ConfigError(f"--batch must be >= 1, got {opts.batch}")
+    if opts.samples < 1:
+        raise ConfigError(f"--samples must be >= 1, got {opts.samples}")
     check_temperature(opts.temperature)
     check_consistency_steps(opts.consistency_steps)
     if opts.sampler not in SAMPLERS:
@@ -179,40 +229,64 @@ def batches(n: int, size: int) -> Iterator[slice]:
 
 def super_resolve_stack(
     pipeline, stack: SliceStack, keep: np.ndarray, opts: SROptions
-) -> np.ndarray:
-    """All slices of `stack` -> (N, H*s, W*s) float32 in the input's intensity scale.
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """All slices of `stack` -> (mean, std): (N, H*s, W*s) float32 in the input's intensity
+    scale; std is None for one sample, and 0 on the near-empty slices.
 
     Slices flagged in `keep` go through the model in batches of `opts.batch`; the others are
-    bicubic-upsampled only. A stack's slices share one size, so a batch is one tensor. Each
-    batch is seeded with `opts.seed` + its first slice index (same seed and batch size give the
-    same output).
+    bicubic-upsampled only. A stack's slices share one size, so a batch is one tensor. Sample k
+    of a batch is seeded with `opts.seed` + k + its first slice index (same seed and batch size
+    give the same output; sample k is what `--seed` seed + k gives alone, up to float rounding,
+    under DDIM with eta 0). One progress bar (with its ETA) covers every slice and sample.
     """
     from tqdm.auto import tqdm
 
     factor = 1 if opts.input_is_upsampled else opts.scale
     n, h, w = stack.slices.shape
     out = np.empty((n, h * factor, w * factor), dtype=np.float32)
-    device = torch.device(opts.device)
+    std = np.zeros_like(out) if opts.samples > 1 else None
+    device = torch.device(resolve_device(opts.device))
     model_idx = np.flatnonzero(keep)
     other_idx = np.flatnonzero(~keep)
-    with tqdm(total=len(model_idx), desc="sr", unit="slice", disable=not opts.progress) as bar:
+    unit = "slice" if opts.samples == 1 else "sample"
+    total = len(model_idx) * opts.samples
+    with tqdm(total=total, desc="sr", unit=unit, disable=not opts.progress) as bar:
         for part in batches(len(model_idx), opts.batch):
             idx = model_idx[part]
             x = _to_grid(stack.slices[idx], factor, device)
-            sr = pipeline(
-                x,
-                steps=opts.steps,
-                seed=opts.seed + int(idx[0]),
-                sampler=opts.sampler,
-                temperature=opts.temperature,
-                consistency_steps=opts.consistency_steps,
-            )
-            out[idx] = _denormalized(sr, stack, idx)
-            bar.update(len(idx))
+            moments = _sample(pipeline, x, opts.seed + int(idx[0]), opts, bar)
+            params = select(stack.normalization, [int(i) for i in idx])
+            out[idx] = denormalize(moments.mean, params)
+            if std is not None:
+                std[idx] = rescale(moments.std(STD_DDOF), params)
     for part in batches(len(other_idx), opts.batch):
         idx = other_idx[part]
         out[idx] = _denormalized(_to_grid(stack.slices[idx], factor, device), stack, idx)
-    return out
+    return out, std
+
+
+def _sample(pipeline, x: torch.Tensor, seed: int, opts: SROptions, bar) -> RunningMoments:
+    """`opts.samples` samples of the slices `x`, seeds `seed`, `seed` + 1, ...: their moments.
+
+    Samples share a model call, stacked along the batch, while they fit in `opts.batch`.
+    """
+    b = x.shape[0]
+    per_call = max(1, opts.batch // b)
+    moments = RunningMoments()
+    for first in range(0, opts.samples, per_call):
+        seeds = list(range(seed + first, seed + min(first + per_call, opts.samples)))
+        sr = pipeline(
+            x if len(seeds) == 1 else x.repeat(len(seeds), 1, 1, 1),
+            steps=opts.steps,
+            seed=seeds[0] if len(seeds) == 1 else seeds,
+            sampler=opts.sampler,
+            temperature=opts.temperature,
+            consistency_steps=opts.consistency_steps,
+        )
+        for one in sr.split(b):
+            moments.update(one[:, 0].float().cpu().numpy())
+        bar.update(b * len(seeds))
+    return moments
 
 
 def _to_grid(slices: np.ndarray, factor: int, device: torch.device) -> torch.Tensor:
@@ -241,12 +315,16 @@ def run_sr(
     volume (`command` is shown on it).
     """
     opts = options or SROptions()
+    opts = replace(opts, device=resolve_device(opts.device))
     source, output = Path(source), Path(output)
     report = None if report is None else Path(report)
     start = time.perf_counter()
     _check_options(opts)
     kind = output_kind(source, output)
     check_output_path(output, inputs=[source], overwrite=opts.overwrite)
+    std_output = std_path(output, kind) if opts.samples > 1 else None
+    if std_output is not None and std_output != output:
+        check_output_path(std_output, inputs=[source], overwrite=opts.overwrite)
     if report is not None:
         _check_report_path(report, source, output, opts.overwrite)
     model_dir = resolve_model_dir(model)
@@ -264,21 +342,42 @@ def run_sr(
         )
     # Same rule as load_slices' skipping, on the original intensities.
     keep = nonempty_slices(denormalize(stack.slices, stack.normalization))
-    sr = super_resolve_stack(pipeline, stack, keep, opts)
+    sr_start = time.perf_counter()
+    sr, std = super_resolve_stack(pipeline, stack, keep, opts)
+    sr_seconds = time.perf_counter() - sr_start
     page = None
     if report is not None:  # before writing: the PNG writer rescales `sr` in place
         from wavesr.report.volume import sr_report_page
 
         run = _report_run(source, output, model_dir, opts, stack, keep, time.perf_counter() - start)
         factor = 1 if opts.input_is_upsampled else opts.scale
-        page = sr_report_page(stack, sr, keep, factor, run, command, opts.device)
-    shape = _write(kind, stack, sr, output, opts)
+        page = sr_report_page(stack, sr, keep, factor, run, command, opts.device, std)
+    shape = _write(kind, stack, sr, std, output, opts)
     if page is not None:
         from wavesr.report.html import write_page
 
         write_page(report, page)
     seconds = time.perf_counter() - start
-    return SRResult(output, len(stack), int(keep.sum()), shape, seconds, report)
+    return SRResult(
+        output,
+        len(stack),
+        int(keep.sum()),
+        shape,
+        seconds,
+        report,
+        std_output=std_output,
+        samples=opts.samples,
+        sr_seconds=sr_seconds,
+        voxel_size=_output_voxel_size(kind, stack, opts),
+    )
+
+
+def _output_voxel_size(kind: str, stack: SliceStack, opts: SROptions) -> tuple[float, ...] | None:
+    """The output's voxel edge lengths (mm), for outputs that carry an affine (NIfTI)."""
+    if kind != NIFTI or stack.affine is None or stack.slice_axis is None:
+        return None
+    factor = 1 if opts.input_is_upsampled else opts.scale
+    return tuple(float(v) for v in voxel_sizes(sr_affine(stack.affine, stack.slice_axis, factor)))
 
 
 def _check_report_path(report: Path, source: Path, output: Path, overwrite: bool) -> None:
@@ -311,6 +410,7 @@ def _report_run(
         "temperature": default if opts.temperature is None else opts.temperature,
         "consistency_steps": default if opts.consistency_steps is None else opts.consistency_steps,
         "seed": opts.seed,
+        "samples": opts.samples,
         "batch": opts.batch,
         "device": opts.device,
         "slices": len(stack),
@@ -320,31 +420,53 @@ def _report_run(
 
 
 def _write(
-    kind: str, stack: SliceStack, sr: np.ndarray, output: Path, opts: SROptions
+    kind: str,
+    stack: SliceStack,
+    sr: np.ndarray,
+    std: np.ndarray | None,
+    output: Path,
+    opts: SROptions,
 ) -> tuple[int, ...]:
+    """Write `sr` (and `std` beside it, first: an output that exists is complete)."""
+    std_output = std_path(output, kind)
     if kind in (PNG_FILE, PNG_FOLDER):
+        if std is not None:
+            _write_pngs(stack, std, std_output, kind, opts.overwrite)
         _write_pngs(stack, sr, output, kind, opts.overwrite)
         return tuple(sr.shape)
-    if stack.slice_axis is None:  # a 2-D .npy: one slice
-        data = sr[0]
-    else:
-        data = stack_to_volume(sr, stack.slice_axis)
+    data = _as_written(sr, stack)
+    std_data = None if std is None else _as_written(std, stack)
     if kind == NIFTI:
         factor = 1 if opts.input_is_upsampled else opts.scale
         affine = sr_affine(stack.affine, stack.slice_axis, factor)
+        if std_data is not None:
+            write_nifti(std_data, affine, std_output, overwrite=opts.overwrite)
         write_nifti(data, affine, output, overwrite=opts.overwrite)
     elif kind == HDF5:
-        atomic_write(output, lambda tmp: _save_hdf5(tmp, data), overwrite=opts.overwrite)
+        datasets = {HDF5_DATASET: data}
+        if std_data is not None:
+            datasets[STD_DATASET] = std_data
+        atomic_write(output, lambda tmp: _save_hdf5(tmp, datasets), overwrite=opts.overwrite)
     else:
+        if std_data is not None:
+            atomic_write(std_output, lambda tmp: np.save(tmp, std_data), overwrite=opts.overwrite)
         atomic_write(output, lambda tmp: np.save(tmp, data), overwrite=opts.overwrite)
     return tuple(data.shape)
 
 
-def _save_hdf5(path: Path, data: np.ndarray) -> None:
+def _as_written(slices: np.ndarray, stack: SliceStack) -> np.ndarray:
+    """(N, H, W) slices as the input's layout: one 2-D slice, or a volume along its axis."""
+    if stack.slice_axis is None:  # a 2-D .npy: one slice
+        return slices[0]
+    return stack_to_volume(slices, stack.slice_axis)
+
+
+def _save_hdf5(path: Path, datasets: dict[str, np.ndarray]) -> None:
     import h5py
 
     with h5py.File(path, "w") as fh:
-        fh.create_dataset(HDF5_DATASET, data=np.ascontiguousarray(data, dtype=np.float32))
+        for name, data in datasets.items():
+            fh.create_dataset(name, data=np.ascontiguousarray(data, dtype=np.float32))
 
 
 def png_depth(source: Path, stack: SliceStack) -> tuple[int, float]:

@@ -3,7 +3,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from wavesr.data.normalize import denormalize, normalize_stack, select
+from wavesr.data.normalize import denormalize, normalize_stack, rescale, select
 from wavesr.errors import ConfigError
 
 
@@ -34,6 +34,20 @@ def test_denormalize_round_trip_and_select():
     np.testing.assert_allclose(denormalize(out, params), stack, atol=1e-5)
     sub = select(params, [1, 3])
     np.testing.assert_allclose(denormalize(out[[1, 3]], sub), stack[[1, 3]], atol=1e-5)
+
+
+def test_rescale_is_denormalize_without_the_offset():
+    params = {"lo": [2.0, -1.0], "hi": [10.0, 1.0]}
+    spread = np.full((2, 1, 2), 0.5, dtype=np.float32)
+    np.testing.assert_array_equal(rescale(spread, params), [[[4.0, 4.0]], [[1.0, 1.0]]])
+    # A std of [0, 1] samples is the std of their denormalised values.
+    samples = np.random.default_rng(0).random((5, 2, 1, 2)).astype(np.float32)
+    denormalised = np.stack([denormalize(x, params) for x in samples])
+    np.testing.assert_allclose(
+        rescale(samples.std(axis=0), params), denormalised.std(axis=0), rtol=1e-5
+    )
+    with pytest.raises(ValueError, match="normalisation entries"):
+        rescale(spread[:1], params)
 
 
 def test_unknown_method():

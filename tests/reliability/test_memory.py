@@ -89,6 +89,20 @@ def test_sr_peak_memory_does_not_scale_with_slices(tiny_model, tmp_path):
     assert growth <= bound, f"peak RSS {peaks} grew {growth:.0f} MiB > bound {bound:.0f} MiB"
 
 
+def test_sr_samples_memory_does_not_grow_with_samples(tiny_model, tmp_path):
+    """`--samples 8` keeps running sums, not 8 outputs: its peak RSS stays within 1.3x of one
+    sample's on the same 64x64x16 volume (a full batch of 16 slices per model call in both)."""
+    src = _volume(tmp_path / "v.nii.gz", 16)
+    peaks = {}
+    for n in (1, 8):
+        out = tmp_path / f"sr{n}.nii.gz"
+        argv = ["sr", str(src), "-o", str(out), "--model", str(tiny_model), "--steps", "1"]
+        argv += ["--batch", "16", "--samples", str(n), "--quiet"]
+        peaks[n] = _peak_rss_mib(argv, tmp_path / f"log{n}.txt")
+    assert (tmp_path / "sr8_std.nii.gz").is_file()
+    assert peaks[8] <= 1.3 * peaks[1], f"peak RSS {peaks} MiB"
+
+
 def _edited_bundle(source: Path, dst: Path, edit) -> Path:
     model = Path(shutil.copytree(source, dst))
     manifest = json.loads((model / "wavesr.json").read_text())

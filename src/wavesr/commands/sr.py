@@ -6,12 +6,14 @@ import argparse
 import shlex
 from pathlib import Path
 
-from wavesr.commands import add_max_voxels, seed_int
+from wavesr.commands import add_device, add_max_voxels, add_threads, positive_int, seed_int
 
 
 def _run(args: argparse.Namespace) -> int:
+    from wavesr.runtime import set_threads
     from wavesr.sr import SROptions, run_sr
 
+    set_threads(args.threads)
     options = SROptions(
         scale=args.scale,
         steps=args.steps,
@@ -25,6 +27,7 @@ def _run(args: argparse.Namespace) -> int:
         temperature=args.temperature,
         consistency_steps=args.consistency_steps,
         progress=not args.quiet,
+        samples=args.samples,
     )
     result = run_sr(
         args.input,
@@ -54,6 +57,10 @@ def command_line(args: argparse.Namespace) -> str:
         argv += ["--model", str(args.model)]
     argv += ["--steps", str(args.steps), "--seed", str(args.seed), "--batch", str(args.batch)]
     argv += ["--device", args.device, "--sampler", args.sampler]
+    if args.samples > 1:
+        argv += ["--samples", str(args.samples)]
+    if args.threads is not None:
+        argv += ["--threads", str(args.threads)]
     if args.temperature is not None:
         argv += ["--temperature", repr(args.temperature)]
     if args.consistency_steps is not None:
@@ -107,8 +114,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--seed", type=seed_int, default=0, help="sampling seed (same seed, same output)"
     )
+    p.add_argument(
+        "--samples",
+        type=positive_int,
+        default=1,
+        metavar="N",
+        help="write the mean of N samples (seeds SEED..SEED+N-1) and, beside it, their "
+        "per-voxel standard deviation as NAME_std (default 1: one sample, no std)",
+    )
     p.add_argument("--batch", type=int, default=16, help="slices per batch")
-    p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    add_device(p, choices=["auto", "cpu", "cuda"])
+    add_threads(p)
     p.add_argument(
         "--input-is-upsampled",
         action="store_true",

@@ -58,3 +58,13 @@ def denormalize(slices: np.ndarray, params: dict) -> np.ndarray:
     if lo.shape[0] != data.shape[0]:
         raise ValueError(f"{data.shape[0]} slices but {lo.shape[0]} normalisation entries")
     return (data * (hi - lo)[:, None, None] + lo[:, None, None]).astype(np.float32)
+
+
+def rescale(slices: np.ndarray, params: dict) -> np.ndarray:
+    """Map spreads or differences of [0, 1] slices (a std map, an error) to the original
+    intensity scale: `denormalize` without the offset, times each slice's hi - lo."""
+    data = np.asarray(slices, dtype=np.float32)
+    span = np.asarray(params["hi"], dtype=np.float64) - np.asarray(params["lo"], dtype=np.float64)
+    if span.shape[0] != data.shape[0]:
+        raise ValueError(f"{data.shape[0]} slices but {span.shape[0]} normalisation entries")
+    return (data * span[:, None, None]).astype(np.float32)

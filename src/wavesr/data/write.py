@@ -55,6 +55,11 @@ def sr_affine(affine: np.ndarray, slice_axis: int, scale: int) -> np.ndarray:
     return out
 
 
+def voxel_sizes(affine: np.ndarray | None) -> np.ndarray | None:
+    """Voxel edge lengths (mm) along the three voxel axes, from the affine's columns."""
+    return None if affine is None else np.linalg.norm(np.asarray(affine)[:3, :3], axis=0)
+
+
 def stack_to_volume(slices: np.ndarray, slice_axis: int) -> np.ndarray:
     """(N, h, w) slices -> a volume with the slices along `slice_axis` (inverse of slicing)."""
     return np.moveaxis(np.asarray(slices), 0, slice_axis)

@@ -24,7 +24,7 @@ from pathlib import Path
 from wavesr import __version__
 from wavesr.errors import OutputError
 from wavesr.io_atomic import atomic_write
-from wavesr.report import markdown, tables
+from wavesr.report import markdown, tables, uncertainty
 from wavesr.report.format import fmt
 from wavesr.report.tables import Number, Table
 from wavesr.report.viewer import Viewer
@@ -280,12 +280,46 @@ def evaluate_html(
             table_html(tables.evaluate_dataset_table(doc["datasets"], methods), "datasets"),
         ),
     ]
+    if "uncertainty" in doc:
+        section, figures = uncertainty_section(doc["uncertainty"], figures)
+        sections.insert(-1, section)
     if figures:
         sections.append(_figures_section(figures))
     sections += _run_sections(command, doc["machine"], doc["datasets"])
     return render_page(
         "WaveSR evaluation", markdown.evaluation_intro(doc["settings"]), sections, viewers
     )
+
+
+def uncertainty_section(unc: dict, figures: Sequence[Figure]) -> tuple[Section, list[Figure]]:
+    """The uncertainty section (its figures embedded) and the figures it did not take."""
+    own = {name: role for role, name in unc["figures"].items()}
+    mine = {own[f.name]: f for f in figures if f.name in own}
+    captions = {
+        "perception_distortion": "Perception-distortion: one point per setting (references in "
+        "grey).",
+        "maps": f"Error of the mean of {unc['samples']} samples beside their per-pixel std, "
+        "on one colour scale.",
+    }
+
+    def fig(role: str) -> str:
+        if role not in mine:
+            return ""
+        return figure_html(Figure(mine[role].name, mine[role].png, captions[role]))
+
+    body = (
+        "<h3>Perception-distortion and LR consistency</h3>"
+        + table_html(uncertainty.perception_table(unc), "perception-distortion")
+        + fig("perception_distortion")
+        + "<h3>Seed consistency</h3>"
+        + table_html(uncertainty.seed_table(unc), "seed-consistency")
+        + "<h3>Calibration of the std map</h3>"
+        + table_html(uncertainty.calibration_table(unc), "calibration")
+        + fig("maps")
+        + notes_html(uncertainty.notes(unc))
+    )
+    rest = [f for f in figures if f.name not in own]
+    return Section("uncertainty", uncertainty.TITLE, body), rest
 
 
 # ----------------------------------------------------------------------------- benchmark
@@ -329,6 +363,9 @@ def benchmark_html(
     ]
     if len(doc["datasets"]) > 1:
         sections.append(_per_dataset_section(doc))
+    if "uncertainty" in doc:
+        section, figures = uncertainty_section(doc["uncertainty"], figures)
+        sections.append(section)
     if figures:
         # The Fig. 3/4 note goes before the first of those figures (after the band plot).
         first = next((f for f in figures if f.name in {g["file"] for g in doc["figures"]}), None)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from wavesr.report import tables
+from wavesr.report import tables, uncertainty
 from wavesr.report.format import code_block, fmt
 
 __all__ = [
@@ -121,6 +121,7 @@ def evaluate_markdown(result: dict, command: str) -> str:
         energy_table(methods),
         ENERGY_NOTE,
         "",
+        *(uncertainty.markdown_lines(result["uncertainty"]) if "uncertainty" in result else []),
         "## Per dataset",
         "",
         tables.evaluate_dataset_table(result["datasets"], methods).markdown(),
@@ -239,6 +240,8 @@ def benchmark_markdown(doc: dict, command: str) -> str:
             table = tables.benchmark_dataset_table(d["name"], methods)
             lines += [f"### {d['name']}", "", table.markdown()]
         lines += [PER_DATASET_NOTE, ""]
+    if "uncertainty" in doc:
+        lines += uncertainty.markdown_lines(doc["uncertainty"])
     t = doc["timings"]
     lines += [
         "## Timings",

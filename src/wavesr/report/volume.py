@@ -15,12 +15,12 @@ import numpy as np
 
 from wavesr.data.normalize import denormalize
 from wavesr.data.types import SliceStack
-from wavesr.data.write import sr_affine
+from wavesr.data.write import sr_affine, voxel_sizes
 from wavesr.evaluate import select_evenly
 from wavesr.report import html
 from wavesr.report.format import machine_info
 from wavesr.report.tables import Table
-from wavesr.report.viewer import IMAGE, INPUT, Frame, Panel, Viewer, png_bytes
+from wavesr.report.viewer import IMAGE, INPUT, STD, Frame, Panel, Viewer, png_bytes
 
 __all__ = ["REPORT_SLICES", "geometry_table", "sr_report_page", "volume_viewers", "window"]
 
@@ -38,11 +38,6 @@ def window(images: np.ndarray) -> tuple[float, float]:
     if not hi > lo:
         lo, hi = float(sample.min()), float(sample.max())
     return (lo, hi) if hi > lo else (lo, lo + 1.0)
-
-
-def voxel_sizes(affine: np.ndarray | None) -> np.ndarray | None:
-    """Voxel edge lengths (mm) along the three voxel axes, from the affine's columns."""
-    return None if affine is None else np.linalg.norm(np.asarray(affine)[:3, :3], axis=0)
 
 
 def _plane_names(affine: np.ndarray | None) -> list[str]:
@@ -90,11 +85,23 @@ def geometry_table(stack: SliceStack, factor: int) -> Table:
 # ----------------------------------------------------------------------------- viewers
 
 
-def _frame(label: str, aspect: float, lr: np.ndarray, sr: np.ndarray, win, note: str) -> Frame:
+def _frame(
+    label: str,
+    aspect: float,
+    lr: np.ndarray,
+    sr: np.ndarray,
+    win,
+    note: str,
+    std: np.ndarray | None = None,
+) -> Frame:
+    column = None if std is None else "output"
     panels = [
         Panel(f"input {lr.shape[0]}x{lr.shape[1]}", png_bytes(lr, win), INPUT, note=note),
-        Panel(f"output {sr.shape[0]}x{sr.shape[1]}", png_bytes(sr, win), IMAGE),
+        Panel(f"output {sr.shape[0]}x{sr.shape[1]}", png_bytes(sr, win), IMAGE, column),
     ]
+    if std is not None:  # a spread: from 0 over the window's width
+        spread = png_bytes(std, (0.0, win[1] - win[0]))
+        panels.append(Panel("std of the samples", spread, STD, column))
     return Frame(label, aspect, panels)
 
 
@@ -105,10 +112,12 @@ def volume_viewers(
     factor: int,
     *,
     limit: int = REPORT_SLICES,
+    std: np.ndarray | None = None,
 ) -> list[Viewer]:
     """Viewers of input (`stack`) and output (`sr`, (N, H, W) in the input's intensities).
 
-    `model_mask` flags the slices that went through the model (the others are bicubic).
+    `model_mask` flags the slices that went through the model (the others are bicubic). With
+    `std` (the per-voxel std of `sr --samples`, like `sr`), each frame also shows it.
     """
     lr = denormalize(stack.slices, stack.normalization)
     win = window(lr)
@@ -130,7 +139,8 @@ def volume_viewers(
     for i in select_evenly(n, limit):
         note = "" if model_mask[i] else "near-empty slice: bicubic only"
         aspect = h * rows_mm / (w * cols_mm)
-        frames.append(_frame(stack.names[i], aspect, lr[i], sr[i], win, note))
+        spread = None if std is None else std[i]
+        frames.append(_frame(stack.names[i], aspect, lr[i], sr[i], win, note, spread))
     caption = (
         f"{len(frames)} of {n} slices, evenly spaced; input and output in one intensity window "
         f"({win[0]:.4g} to {win[1]:.4g}, the input's {PERCENTILES[0]}-{PERCENTILES[1]}th "
@@ -146,7 +156,7 @@ def volume_viewers(
         ("reformat-1", 1, planes[rows_axis], aspect_rows),
         ("reformat-2", 2, planes[cols_axis], aspect_cols),
     ):
-        viewers.append(_reformat(key, plane, lr, sr, dim, factor, win, aspect, limit))
+        viewers.append(_reformat(key, plane, lr, sr, dim, factor, win, aspect, limit, std))
     return viewers
 
 
@@ -160,6 +170,7 @@ def _reformat(
     win: tuple[float, float],
     aspect: float,
     limit: int,
+    std: np.ndarray | None = None,
 ) -> Viewer:
     """Cuts across the slices at fixed positions along stack dimension `dim` (1: rows, 2: cols).
 
@@ -171,7 +182,8 @@ def _reformat(
     for i in select_evenly(n_in, limit):
         j = i * factor + factor // 2
         a, b = np.take(lr, i, axis=dim)[::-1], np.take(sr, j, axis=dim)[::-1]
-        frames.append(_frame(f"{plane}: position {i} of {n_in}", aspect, a, b, win, ""))
+        spread = None if std is None else np.take(std, j, axis=dim)[::-1]
+        frames.append(_frame(f"{plane}: position {i} of {n_in}", aspect, a, b, win, "", spread))
     caption = (
         f"Reformat: {len(frames)} of {n_in} positions, evenly spaced; the slices stacked "
         "vertically (first at the bottom); same window and physical scale as above."
@@ -187,9 +199,11 @@ def sr_report_page(
     run: dict,
     command: str,
     device: str,
+    std: np.ndarray | None = None,
 ) -> str:
-    """report.html of `wavesr sr --report` (`sr` in the input's intensities, as written)."""
-    viewers = volume_viewers(stack, sr, model_mask, factor)
+    """report.html of `wavesr sr --report` (`sr` in the input's intensities, as written; `std`
+    that of `--samples`, shown beside it)."""
+    viewers = volume_viewers(stack, sr, model_mask, factor, std=std)
     html.require_frames(viewers, Path(run["output"]))
     geometry = geometry_table(stack, factor)
     return html.sr_html(run, geometry, command, machine_info(device), viewers)
