@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 from pathlib import Path
 
 import numpy as np
@@ -125,3 +126,19 @@ def dicom_bytes(pixels: np.ndarray, **tags) -> bytes:
     buf = io.BytesIO()
     dicom_dataset(pixels, **tags).save_as(buf, enforce_file_format=True)
     return buf.getvalue()
+
+
+def promise_huge_tensor(path: Path) -> None:
+    """Rewrite a safetensors header: its first tensor promises 100000 x 100000 float32 (40 GB)."""
+    raw = path.read_bytes()
+    length = int.from_bytes(raw[:8], "little")
+    header = json.loads(raw[8 : 8 + length])
+    name = next(k for k in header if k != "__metadata__")
+    begin = header[name]["data_offsets"][0]
+    header[name] = {
+        "dtype": "F32",
+        "shape": [100000, 100000],
+        "data_offsets": [begin, begin + 4 * 10**10],
+    }
+    text = json.dumps(header).encode()
+    path.write_bytes(len(text).to_bytes(8, "little") + text + raw[8 + length :])

@@ -29,7 +29,7 @@ import nibabel as nib
 import numpy as np
 import pytest
 import torch
-from helpers import dicom_dataset, write_dicom
+from helpers import dicom_dataset, promise_huge_tensor, write_dicom
 from PIL import Image
 from pydicom.uid import generate_uid
 
@@ -703,18 +703,7 @@ def _swap_files(manifest: dict, root: Path) -> None:
 def _huge_array_header(manifest: dict, root: Path) -> None:
     """The first tensor of ldt.safetensors promises 100000 x 100000 float32 (40 GB)."""
     path = root / "ldt.safetensors"
-    raw = path.read_bytes()
-    length = int.from_bytes(raw[:8], "little")
-    header = json.loads(raw[8 : 8 + length])
-    name = next(k for k in header if k != "__metadata__")
-    begin = header[name]["data_offsets"][0]
-    header[name] = {
-        "dtype": "F32",
-        "shape": [100000, 100000],
-        "data_offsets": [begin, begin + 4 * 10**10],
-    }
-    text = json.dumps(header).encode()
-    path.write_bytes(len(text).to_bytes(8, "little") + text + raw[8 + length :])
+    promise_huge_tensor(path)
     _rehash(manifest, root, "ldt")
 
 
