@@ -50,6 +50,22 @@ def energy_table(methods: dict) -> str:
     return tables.energy_table(methods).markdown()
 
 
+def band_sections(methods: dict, *, short: bool) -> list[str]:
+    """Tables 2 and 3 of evaluate's and benchmark's reports: PSNR and energy ratio per band."""
+    return [
+        "## Table 2: PSNR (dB) per frequency band, low to high",
+        "",
+        band_table(methods),
+        band_note(methods, short=short),
+        "",
+        "## Table 3: band energy ratio SR / HR per frequency band, low to high",
+        "",
+        energy_table(methods),
+        ENERGY_NOTE,
+        "",
+    ]
+
+
 def band_note(methods: dict, *, short: bool = False) -> str:
     """What band k is (evaluate's wording, or benchmark's shorter one)."""
     n = tables.n_bands(methods)
@@ -111,16 +127,7 @@ def evaluate_markdown(result: dict, command: str) -> str:
         tables.evaluate_quality_table(methods).markdown(),
         *evaluation_notes(result),
         "",
-        "## Table 2: PSNR (dB) per frequency band, low to high",
-        "",
-        band_table(methods),
-        band_note(methods),
-        "",
-        "## Table 3: band energy ratio SR / HR per frequency band, low to high",
-        "",
-        energy_table(methods),
-        ENERGY_NOTE,
-        "",
+        *band_sections(methods, short=False),
         *(uncertainty.markdown_lines(result["uncertainty"]) if "uncertainty" in result else []),
         "## Per dataset",
         "",
@@ -208,16 +215,7 @@ def benchmark_markdown(doc: dict, command: str) -> str:
         tables.benchmark_quality_table(methods).markdown(),
         *benchmark_notes(doc),
         "",
-        "## Table 2: PSNR (dB) per frequency band, low to high",
-        "",
-        band_table(methods),
-        band_note(methods, short=True),
-        "",
-        "## Table 3: band energy ratio SR / HR per frequency band, low to high",
-        "",
-        energy_table(methods),
-        ENERGY_NOTE,
-        "",
+        *band_sections(methods, short=True),
         f"![PSNR and energy ratio per band]({doc['bands_figure']})",
         "",
         "## Speed: seconds per slice against sampling steps",

@@ -99,9 +99,16 @@ def has_energy(methods: dict) -> bool:
 
 def evaluate_quality_table(methods: dict) -> Table:
     """Evaluate's Table 1: parameters, GFLOPs, time, PSNR, SSIM and FID per method."""
+    return _quality_table(methods, with_steps=False)
+
+
+def _quality_table(methods: dict, *, with_steps: bool) -> Table:
+    """Table 1 of evaluate, or of benchmark (which adds the diffusion methods' steps)."""
+    steps = ["Steps"] if with_steps else []
     rows = [
         [
             name,
+            *([num(m["steps"])] if with_steps else []),
             count(m["params"]),
             num(m["gflops_per_slice"]),
             num(m["seconds_per_slice"], 4),
@@ -111,8 +118,8 @@ def evaluate_quality_table(methods: dict) -> Table:
         ]
         for name, m in methods.items()
     ]
-    headers = ["Method", "Params", "GFLOPs", "s/slice", "PSNR (dB)", "SSIM", "FID"]
-    return Table(headers, rows, "lrrrrrr")
+    headers = ["Method", *steps, "Params", "GFLOPs", "s/slice", "PSNR (dB)", "SSIM", "FID"]
+    return Table(headers, rows, "l" + "r" * (len(headers) - 1))
 
 
 def evaluate_dataset_table(datasets: Sequence[dict], methods: dict) -> Table:
@@ -130,21 +137,7 @@ def evaluate_dataset_table(datasets: Sequence[dict], methods: dict) -> Table:
 
 def benchmark_quality_table(methods: dict) -> Table:
     """Benchmark's Table 1: evaluate's, with the diffusion methods' sampling steps."""
-    rows = [
-        [
-            name,
-            num(m["steps"]),
-            count(m["params"]),
-            num(m["gflops_per_slice"]),
-            num(m["seconds_per_slice"], 4),
-            num(m["psnr"]),
-            num(m["ssim"], 4),
-            num(m["fid"]),
-        ]
-        for name, m in methods.items()
-    ]
-    headers = ["Method", "Steps", "Params", "GFLOPs", "s/slice", "PSNR (dB)", "SSIM", "FID"]
-    return Table(headers, rows, "lrrrrrrr")
+    return _quality_table(methods, with_steps=True)
 
 
 def speed_table(speed: dict) -> Table:
