@@ -169,6 +169,7 @@ class LatentCache:
         self.groups = [
             (torch.tensor(ix), torch.stack([latents[i] for i in ix])) for ix in by_shape.values()
         ]
+        self.sizes = torch.tensor([tuple(z.shape[-2:]) for z in latents])  # (N, 2): h, w
         self.group_of = torch.empty(len(latents), dtype=torch.long)
         self.row_of = torch.empty(len(latents), dtype=torch.long)
         for g, (ix, _) in enumerate(self.groups):
@@ -245,8 +246,7 @@ class LatentCache:
         """Scaled (x0 generated latents (B, 9/12, size, size), cond (B, 3, size, size))."""
         gen = step_generator(seed, step, rank)
         picks = torch.randint(0, len(self.latents), (batch_size,), generator=gen)
-        heights = torch.tensor([self.latents[int(i)].shape[-2] for i in picks])
-        widths = torch.tensor([self.latents[int(i)].shape[-1] for i in picks])
+        heights, widths = self.sizes[picks].unbind(1)
         tops = (torch.rand(batch_size, generator=gen) * (heights - size + 1)).long()
         lefts = (torch.rand(batch_size, generator=gen) * (widths - size + 1)).long()
         z = self.windows(picks, tops, lefts, size)
