@@ -51,6 +51,17 @@ def tiny_model(train_data, tiny_autoencoder) -> Path:
 
 
 @pytest.fixture(scope="session")
+def tiny_through_plane_model(tmp_path_factory, train_data) -> Path:
+    """A tiny x4 through-plane bundle (data.degradation=slice-axis), one step per stage."""
+    root = tmp_path_factory.mktemp("tiny_through_plane")
+    args = [*tiny_train_args(train_data), "--set", "data.degradation=slice-axis"]
+    assert main(["train", "autoencoder", *args, "--out", str(root / "ae")]) == 0
+    ldt = ["train", "ldt", *args, "--autoencoder", str(root / "ae"), "--out", str(root / "ldt")]
+    assert main(ldt) == 0
+    return root / "ldt"
+
+
+@pytest.fixture(scope="session")
 def tiny_baselines(tmp_path_factory, train_data) -> dict[str, Path]:
     """Tiny x4 EDSR and pixel-diffusion bundles, one training step each, by method name."""
     root = tmp_path_factory.mktemp("tiny_baselines")

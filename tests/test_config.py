@@ -17,7 +17,9 @@ from wavesr.config import (
     preset_names,
     save_config,
 )
+from wavesr.degrade import Degradation
 from wavesr.errors import ConfigError
+from wavesr.training.tasks import degradation_of
 
 
 @pytest.mark.parametrize("name", ["cpu", "cpu-s8", "paper", "tiny"])
@@ -124,6 +126,10 @@ def test_override_below_a_scalar_is_an_error():
         ("data.crop=40", "multiple of 16"),  # tiny: 2 * downsample 4 * patch 2
         ("data.crop=0", "multiple of 16"),
         ("data.degradation=gaussian", "data.degradation"),
+        ("data.slice_profile=sinc", "data.slice_profile: gaussian|box"),
+        ("data.slice_gap=1", r"data.slice_gap must lie in \[0, 1\)"),
+        ("data.slice_gap=-0.1", r"data.slice_gap must lie in \[0, 1\)"),
+        ("data.slice_gap=.nan", r"data.slice_gap must lie in \[0, 1\)"),
         ("diffusion.predict=v", "diffusion.predict"),
         ("autoencoder.downsample=3", "autoencoder.downsample"),
         ("autoencoder.latent_channels=4", "ldt.in_channels"),
@@ -141,6 +147,20 @@ def test_override_below_a_scalar_is_an_error():
 def test_invalid_value_is_a_config_error(override, message):
     with pytest.raises(ConfigError, match=message):
         load_config("tiny", [override])
+
+
+def test_slice_axis_degradation_is_built_from_the_data_config():
+    overrides = ["data.degradation=slice-axis", "data.slice_profile=box", "data.slice_gap=0.25"]
+    config = load_config("tiny", [*overrides, "data.noise_sigma=0.01"])
+    expected = Degradation("slice-axis", 4, 0.01, profile="box", gap=0.25)
+    assert config.data.to_degradation() == expected
+    assert degradation_of(config) == expected
+    # A saved config (as in a bundle) from before these fields loads with the defaults.
+    values = load_config("tiny").to_dict()
+    del values["data"]["slice_profile"], values["data"]["slice_gap"]
+    old = config_from_dict(values)
+    assert degradation_of(old) == Degradation("bicubic", 4)
+    assert (old.data.slice_profile, old.data.slice_gap) == ("gaussian", 0.0)
 
 
 def test_yaml_file_partial_config_uses_defaults(tmp_path):

@@ -13,7 +13,11 @@ from wavesr.degrade import (
     downsample,
     kspace_truncate,
     pad_to_multiple,
+    slice_downsample,
+    slice_kernel,
+    slice_upsample,
     upsample,
+    upsample_for,
 )
 from wavesr.errors import ConfigError, InputError
 
@@ -158,3 +162,138 @@ def test_back_projection_ignores_the_degradation_noise():
     a = back_project(hr, lr_up, noisy, 2)
     b = back_project(hr, lr_up, Degradation("bicubic", 4), 2)
     torch.testing.assert_close(a, b)
+
+
+# ----------------------------------------------------------------------------- slice-axis
+
+
+def _gauss(offsets: list[float], fwhm: float) -> list[float]:
+    sigma = fwhm / 2.3548
+    w = [math.exp(-(d * d) / (2 * sigma * sigma)) for d in offsets]
+    return [v / sum(w) for v in w]
+
+
+def test_slice_axis_labels_and_validation():
+    assert Degradation("slice-axis", 4).label == "slice-axis-x4"
+    deg = Degradation("slice-axis", 2, 0.02, profile="box", gap=0.2)
+    assert deg.label == "slice-axis-x2-box-gap0.2+rician0.02"
+    assert Degradation("bicubic", 4, profile="box", gap=0.5).label == "bicubic-x4"  # ignored
+    for bad in [dict(profile="sinc"), dict(gap=1.0), dict(gap=-0.1), dict(gap=math.nan)]:
+        with pytest.raises(ConfigError):
+            Degradation("slice-axis", 4, **bad)
+
+
+def test_gaussian_slice_kernel_matches_hand_values():
+    # FWHM 4 (= the scale): sigma = 4 / 2.3548; even scale -> taps at half-integer offsets
+    # out to 3 sigma (5.1): +-0.5 ... +-5.5.
+    k = slice_kernel(4, dtype=torch.float64)
+    offsets = [j - 5.5 for j in range(12)]
+    expected = torch.tensor(_gauss(offsets, 4.0), dtype=torch.float64)
+    torch.testing.assert_close(k, expected, rtol=2e-4, atol=0)  # 2.3548: FWHM / sigma, 5 digits
+    # At FWHM 4, offsets 0.5 and 1.5 differ by exp(-1 / sigma^2) = 2^(-1/2); at FWHM 2, 1/4.
+    assert float(k[7] / k[6]) == pytest.approx(2**-0.5, rel=1e-3)
+    k2 = slice_kernel(2, dtype=torch.float64)
+    assert float(k2[len(k2) // 2 + 1] / k2[len(k2) // 2]) == pytest.approx(0.25, rel=1e-3)
+    # A gap of half the spacing halves the FWHM: x4 with gap 0.5 is the x2 profile.
+    torch.testing.assert_close(slice_kernel(4, gap=0.5, dtype=torch.float64), k2)
+    assert float(k.sum()) == pytest.approx(1.0)
+
+
+def test_box_slice_kernel_matches_hand_values():
+    torch.testing.assert_close(slice_kernel(4, "box"), torch.full((4,), 0.25))
+    # Width 3 (gap 0.25) centred between rows: half of the two outer pixels is inside.
+    torch.testing.assert_close(slice_kernel(4, "box", 0.25), torch.tensor([0.5, 1, 1, 0.5]) / 3)
+    # Width 4 at x8 (gap 0.5): the kernel is never shorter than the scale (zero taps).
+    expected = torch.tensor([0, 0, 0.25, 0.25, 0.25, 0.25, 0, 0])
+    torch.testing.assert_close(slice_kernel(8, "box", 0.5), expected)
+
+
+@pytest.mark.parametrize("scale", [2, 4, 8])
+@pytest.mark.parametrize("profile", ["gaussian", "box"])
+def test_slice_axis_shapes_and_constant(scale, profile):
+    hr = torch.full((2, 3, 32, 24), 0.3)
+    lr, up = degrade(hr, Degradation("slice-axis", scale, profile=profile))
+    assert lr.shape == (2, 3, 32 // scale, 24) and up.shape == hr.shape
+    torch.testing.assert_close(lr, torch.full_like(lr, 0.3), atol=1e-6, rtol=0)
+    torch.testing.assert_close(up, hr, atol=1e-6, rtol=0)
+    with pytest.raises(InputError, match="not divisible"):
+        slice_downsample(torch.zeros(1, 1, 30, 32), 4)
+
+
+@pytest.mark.parametrize("scale", [2, 4, 8])
+@pytest.mark.parametrize("profile", ["gaussian", "box"])
+def test_slice_axis_phase_on_a_ramp(scale, profile):
+    """LR row i samples the middle of HR rows [s*i, s*i + s): where the upsampling puts it."""
+    h, slope = 64, 0.01
+    y = torch.arange(h, dtype=torch.float64)
+    hr = (0.1 + slope * y)[None, None, :, None].expand(1, 1, h, 5)
+    lr, up = degrade(hr, Degradation("slice-axis", scale, profile=profile))
+    centres = scale * torch.arange(h // scale, dtype=torch.float64) + (scale - 1) / 2
+    inner = slice(2, h // scale - 2)  # away from the reflected borders
+    torch.testing.assert_close(lr[0, 0, inner, 0], (0.1 + slope * centres)[inner])
+    err = (up - hr)[0, 0, 3 * scale : h - 3 * scale]
+    # Half a row out of phase would be a constant 0.5 * slope; the cubic's own wobble averages out.
+    assert abs(float(err.mean())) < 0.02 * slope
+    assert float(err.abs().max()) < 0.06 * slope * scale
+
+
+def test_slice_axis_leaves_the_columns_alone():
+    g = torch.Generator().manual_seed(0)
+    row = torch.rand(1, 1, 1, 24, generator=g) * 0.8 + 0.1
+    hr = row.expand(2, 1, 32, 24).contiguous()  # every row equal: nothing to blur along H
+    lr, up = degrade(hr, Degradation("slice-axis", 4))
+    torch.testing.assert_close(up, hr, atol=1e-6, rtol=0)
+    torch.testing.assert_close(lr, hr[:, :, :8], atol=1e-6, rtol=0)
+    # Each column is degraded on its own: changing one column changes only that column.
+    img = _image(32, 24)
+    other = img.clone()
+    other[..., 7] = 0.5
+    (a, a_up), (b, b_up) = (
+        degrade(img, Degradation("slice-axis", 4)),
+        degrade(other, Degradation("slice-axis", 4)),
+    )
+    changed = ((a - b).abs() > 0).any(dim=-2)[0, 0]
+    assert changed.nonzero().flatten().tolist() == [7]
+    assert ((a_up - b_up).abs() > 0).any(dim=-2)[0, 0].nonzero().flatten().tolist() == [7]
+
+
+def test_slice_axis_is_one_conv_with_the_kernel():
+    """Interior LR rows are the kernel-weighted HR rows around the block centres."""
+    hr = _image(32, 6).double()
+    k = slice_kernel(4, dtype=torch.float64)
+    lr = slice_downsample(hr, 4)
+    offsets = torch.arange(len(k)) - (len(k) - 1) // 2 - 1  # HR rows of LR row i: 4i + offsets
+    for i in (2, 3, 4):
+        rows = hr[..., 4 * i + 2 + offsets, :]  # centre 4i + 1.5, taps from 4i + 1.5 - 5.5
+        torch.testing.assert_close(lr[..., i, :], (rows * k[:, None]).sum(-2).clamp(0, 1))
+
+
+def test_slice_axis_noise_and_upsample_for():
+    hr = _image()
+    deg = Degradation("slice-axis", 2, 0.05)
+    a, b = degrade(hr, deg, seed=3), degrade(hr, deg, seed=3)
+    torch.testing.assert_close(a[0], b[0])
+    clean_lr, _ = degrade(hr, Degradation("slice-axis", 2))
+    assert (a[0] - clean_lr).abs().mean() > 0.01
+    torch.testing.assert_close(a[1], slice_upsample(a[0], 2))  # lr_up from the noisy lr
+    torch.testing.assert_close(upsample_for(a[0], deg), a[1])
+    lr = torch.rand(1, 1, 4, 6)
+    assert upsample_for(lr, Degradation("bicubic", 2)).shape == (1, 1, 8, 12)
+
+
+@pytest.mark.parametrize("scale", [2, 4, 8])
+def test_back_projection_for_slice_axis(scale):
+    hr = _image(32, 32)
+    deg = Degradation("slice-axis", scale, profile="box", gap=0.25)
+    lr, lr_up = degrade(hr, deg)
+    guess = torch.full_like(hr, 0.5)
+
+    def residual(sr):
+        return float((slice_downsample(sr, scale, "box", 0.25) - lr).abs().mean())
+
+    before, after = residual(guess), residual(back_project(guess, lr_up, deg, 10))
+    assert after < before / 50
+    # The operator is the degradation's own: back-projecting with the Gaussian profile leaves
+    # the SR further from its box-profile LR.
+    gauss = back_project(guess, lr_up, Degradation("slice-axis", scale), 10)
+    assert residual(gauss) > 5 * after

@@ -135,6 +135,30 @@ def test_bicubic_end_to_end_matches_hand_metrics(data, tmp_path: Path) -> None:
     assert not list(out.glob(".*tmp*"))  # no temp files left
 
 
+def test_slice_axis_bicubic_upsamples_the_rows_only(data, tmp_path: Path) -> None:
+    """--degradation slice-axis: each HR slice gets thick slices along its rows; bicubic is the
+    rows-only upsampling, so it beats the both-axes bicubic of the same slices."""
+    out = tmp_path / "eval"
+    args = [str(data["png"]), "--methods", "bicubic", "--out", str(out), "--size", str(SIZE)]
+    extra = ["--degradation", "slice-axis", "--slice-profile", "box", "--slice-gap", "0.25"]
+    assert _run([*args, *extra, "--no-fid"]) == 0
+    doc = json.loads((out / "metrics.json").read_text())
+    assert doc["settings"]["degradation"] == "slice-axis-x4-box-gap0.25"
+    deg = Degradation("slice-axis", 4, profile="box", gap=0.25)
+    expected = []
+    for image in load_slices(data["png"]).slices:
+        hr = prepare_slice(image, SIZE, "area", 4)
+        lr, up = degrade(torch.from_numpy(hr)[None, None], deg)
+        assert lr.shape[-2:] == (SIZE // 4, SIZE)
+        expected.append(psnr(up[0, 0].clamp(0, 1).numpy(), hr))
+    assert doc["methods"]["bicubic"]["psnr"] == pytest.approx(np.mean(expected), abs=1e-9)
+    p_both, _, _ = hand_bicubic([data["png"]], SIZE)
+    assert np.mean(expected) > np.mean(p_both) + 1.0
+    report = (out / "report.md").read_text()  # the command that reruns it keeps the profile
+    assert "--degradation slice-axis" in report and "--slice-profile box" in report
+    assert "--slice-gap 0.25" in report
+
+
 def test_max_slices_takes_evenly_spaced_slices(data, tmp_path: Path) -> None:
     assert select_evenly(10, 3) == [1, 5, 8]
     assert select_evenly(3, 2) == [0, 2]
@@ -266,6 +290,7 @@ def test_unknown_method_is_a_user_error(data, tmp_path: Path, capsys) -> None:
         (["--weights", "wavesr=x"], "not in --methods"),
         (["--max-slices", "0"], "--max-slices must be at least 1"),
         (["--scale", "3"], "scale must be one of"),
+        (["--degradation", "slice-axis", "--slice-gap", "1"], "slice gap must lie in [0, 1)"),
         (["--size", "4"], "--size must be at least 16"),
         (["--device", "banana"], "unknown device 'banana'"),
         (["--uncertainty-samples", "2"], "0 (off) or at least 4"),

@@ -103,3 +103,17 @@ def test_export_sets_the_default_temperature(tiny_model, tmp_path, capsys):
     assert main(bad) == 2
     assert "temperature must be in [0, 1]" in capsys.readouterr().err
     assert not (tmp_path / "bad").exists()
+
+
+def test_export_sets_inference_defaults_and_refuses_training_settings(tiny_model, tmp_path, capsys):
+    out = tmp_path / "model"
+    argv = ["export", "--ldt", str(tiny_model), "--out", str(out)]
+    sets = ["--set", "diffusion.tile_window=12", "--set", "diffusion.sample_steps=3"]
+    assert main([*argv, *sets]) == 0
+    diffusion = load_bundle(out).config.diffusion
+    assert (diffusion.tile_window, diffusion.sample_steps) == (12, 3)
+    for key in ("diffusion.predict=x0", "ldt.depth=1"):
+        bad = ["export", "--ldt", str(tiny_model), "--out", str(tmp_path / "bad"), "--set", key]
+        assert main(bad) == 2
+        assert "only inference settings" in capsys.readouterr().err
+    assert not (tmp_path / "bad").exists()

@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from wavesr.tiling import TiledDenoiser, blend_weight, window_starts
+from wavesr.tiling import TiledDenoiser, balanced_window, blend_weight, window_starts
 from wavesr.transformer import LatentDiffusionTransformer, ldt_preset
 
 
@@ -17,6 +17,15 @@ def test_window_starts_cover_the_size_with_the_overlap() -> None:
     assert starts[0] == 0 and starts[-1] == 100 - 28
     assert all(b - a <= 28 - 8 for a, b in zip(starts, starts[1:]))  # neighbours share >= 8
     assert all(s % 4 == 0 for s in starts[:-1])
+
+
+def test_balanced_window_keeps_the_window_count_with_less_overlap() -> None:
+    assert window_starts(112, 28, 4, align=2) == [0, 24, 48, 72, 84]  # 5 windows of 28
+    assert balanced_window(112, 28, 4, align=2) == 26  # 5 windows of 26 cover it too
+    assert len(window_starts(112, 26, 4, align=2)) == 5
+    assert len(window_starts(112, 24, 4, align=2)) == 6
+    assert balanced_window(20, 28, 4) == 20  # fits in one window
+    assert balanced_window(56, 28, 8, align=4) == 24  # 3 windows of 24 (20 would need 4)
 
 
 def test_blend_weight_ramps_smoothly_and_stays_positive() -> None:

@@ -265,13 +265,14 @@ def stage1_key(config: WaveSRConfig) -> str:
 def autoencoder_signature(config: WaveSRConfig) -> str:
     """What must agree for a trained autoencoder to serve a variant (--autoencoder)."""
     values = config.to_dict()
-    return digest(
-        {
-            "autoencoder": values["autoencoder"],
-            "scale": config.data.scale,
-            "degradation": config.data.degradation,
-        }
-    )
+    signed = {
+        "autoencoder": values["autoencoder"],
+        "scale": config.data.scale,
+        "degradation": config.data.degradation,
+    }
+    if config.data.degradation == "slice-axis":  # only here, so older signatures stay the same
+        signed.update(slice_profile=config.data.slice_profile, slice_gap=config.data.slice_gap)
+    return digest(signed)
 
 
 def build_config(
@@ -383,6 +384,8 @@ def evaluation_settings(plan: AblationPlan, settings: AblationSettings) -> EvalS
         scale=data.scale,
         degradation=data.degradation,
         noise_sigma=data.noise_sigma,
+        slice_profile=data.slice_profile,
+        slice_gap=data.slice_gap,
         size=data.size,
         resize=data.resize,
         max_slices=settings.max_slices,
@@ -593,6 +596,10 @@ def evaluate_command(
     argv += ["--resize", settings.resize, "--seed", str(settings.seed), "--device", settings.device]
     if settings.noise_sigma:
         argv += ["--noise-sigma", repr(settings.noise_sigma)]
+    if settings.slice_profile != "gaussian":
+        argv += ["--slice-profile", settings.slice_profile]
+    if settings.slice_gap:
+        argv += ["--slice-gap", repr(settings.slice_gap)]
     if settings.max_slices is not None:
         argv += ["--max-slices", str(settings.max_slices)]
     if settings.temperature is not None:

@@ -51,7 +51,11 @@ def _train(args: argparse.Namespace) -> int:
         stages = {
             "autoencoder": [config.autoencoder_training],
             "ldt": [config.ldt_training],
-            "wavesr": [config.autoencoder_training, config.ldt_training],
+            "wavesr": [
+                config.autoencoder_training,
+                config.ldt_training,
+                config.decoder_training,
+            ],
         }
         for stage in stages.get(args.model, [config.baseline_training]):
             stage.train.max_steps = args.max_steps

@@ -20,6 +20,8 @@ import yaml
 
 from wavesr.autoencoder import AutoencoderConfig
 from wavesr.config_bounds import check_size_limits
+from wavesr.degrade import KINDS as DEGRADATION_KINDS
+from wavesr.degrade import SLICE_PROFILES, Degradation
 from wavesr.diffusion.gaussian_diffusion import LOSS_WEIGHTINGS
 from wavesr.errors import ConfigError
 from wavesr.io_atomic import atomic_write
@@ -36,11 +38,19 @@ class DataConfig:
     resize: str = "area"  # "area" (anti-aliased downscale) or "center-crop"
     crop: int = 128  # random training crop (multiple of the model stride)
     scale: int = 4
-    degradation: str = "bicubic"  # "bicubic" or "kspace"
+    degradation: str = "bicubic"  # "bicubic", "kspace" or "slice-axis" (thick slices, rows)
     noise_sigma: float = 0.0
+    slice_profile: str = "gaussian"  # slice-axis: "gaussian" (FWHM = scale) or "box"
+    slice_gap: float = 0.0  # slice-axis: gap between slices, fraction of the spacing, [0, 1)
     normalization: str = "slice-minmax"
     axis: str | None = None  # NIfTI slicing axis; None = axial
     cache_max_slices: int = 0  # stage 2 encodes at most this many slices (evenly spaced); 0 = all
+
+    def to_degradation(self) -> Degradation:
+        """The training degradation these settings describe (noise included)."""
+        return Degradation(
+            self.degradation, self.scale, self.noise_sigma, self.slice_profile, self.slice_gap
+        )
 
 
 @dataclass
@@ -111,9 +121,17 @@ class BaselineConfig:
 
 @dataclass
 class WaveSRTrainingConfig:
-    """`wavesr train wavesr`: how its --max-minutes is shared between the stages."""
+    """`wavesr train wavesr`: its stages and how its --max-minutes is shared between them.
 
-    autoencoder_share: float = 0.35  # stage 2 gets the rest
+    With ``robust_decoder`` a third stage fine-tunes the decoder (encoder frozen) on a mix of
+    encoded latents and the trained LDT's predictions (``decoder_training`` settings): a decoder
+    that has only seen encoded latents renders the LDT's estimates worse than it could.
+    """
+
+    autoencoder_share: float = 0.35
+    robust_decoder: bool = False
+    decoder_share: float = 0.15  # of --max-minutes, when robust_decoder; stage 2 gets the rest
+    robust_fraction: float = 0.5  # share of each stage-3 batch decoded from LDT predictions
 
 
 @dataclass
@@ -125,6 +143,7 @@ class WaveSRConfig:
     data: DataConfig = field(default_factory=DataConfig)
     autoencoder_training: StageConfig = field(default_factory=StageConfig)
     ldt_training: StageConfig = field(default_factory=StageConfig)
+    decoder_training: StageConfig = field(default_factory=StageConfig)
     baseline_training: StageConfig = field(default_factory=StageConfig)
     baselines: BaselineConfig = field(default_factory=BaselineConfig)
     wavesr_training: WaveSRTrainingConfig = field(default_factory=WaveSRTrainingConfig)
@@ -135,7 +154,18 @@ class WaveSRConfig:
     def validate(self) -> WaveSRConfig:
         checks = [
             (self.data.scale in (2, 4, 8), "data.scale must be 2, 4 or 8"),
-            (self.data.degradation in ("bicubic", "kspace"), "data.degradation: bicubic|kspace"),
+            (
+                self.data.degradation in DEGRADATION_KINDS,
+                "data.degradation: " + "|".join(DEGRADATION_KINDS),
+            ),
+            (
+                self.data.slice_profile in SLICE_PROFILES,
+                "data.slice_profile: " + "|".join(SLICE_PROFILES),
+            ),
+            (
+                math.isfinite(self.data.slice_gap) and 0 <= self.data.slice_gap < 1,
+                "data.slice_gap must lie in [0, 1)",
+            ),
             (self.data.resize in ("area", "center-crop"), "data.resize: area|center-crop"),
             (self.diffusion.noise_schedule in ("cosine", "linear"), "diffusion.noise_schedule"),
             (self.diffusion.predict in ("eps", "x0"), "diffusion.predict must be eps or x0"),
@@ -176,9 +206,23 @@ class WaveSRConfig:
                 "wavesr_training.autoencoder_share must lie in (0, 1)",
             )
         )
+        shares = self.wavesr_training.autoencoder_share + self.wavesr_training.decoder_share
+        checks.append(
+            (
+                0 <= self.wavesr_training.decoder_share and shares < 1,
+                "wavesr_training.decoder_share must be >= 0, and with autoencoder_share < 1",
+            )
+        )
+        checks.append(
+            (
+                0 < self.wavesr_training.robust_fraction <= 1,
+                "wavesr_training.robust_fraction must lie in (0, 1]",
+            )
+        )
         stages = {
             "autoencoder_training": self.autoencoder_training,
             "ldt_training": self.ldt_training,
+            "decoder_training": self.decoder_training,
             "baseline_training": self.baseline_training,
         }
         for name, stage in stages.items():
@@ -253,7 +297,7 @@ def _model_checks(config: WaveSRConfig) -> list[tuple[bool, str]]:
             "(LL, LH, HL, HH, and the LL detail when autoencoder.ll_detail is on)",
         ),
     ]
-    for name in ("autoencoder_training", "ldt_training", "baseline_training"):
+    for name in ("autoencoder_training", "ldt_training", "decoder_training", "baseline_training"):
         optim = getattr(config, name).optim
         checks.append((optim.weight_decay >= 0, f"{name}.optim.weight_decay must be >= 0"))
         checks.append((optim.grad_clip >= 0, f"{name}.optim.grad_clip must be >= 0 (0 = off)"))
@@ -383,6 +427,14 @@ def load_config(name_or_path: str | Path, overrides: list[str] | None = None) ->
             f"unknown preset {name_or_path!r}; choose from {preset_names()} or a .yaml"
         )
     for text in overrides or []:
+        _set_dotted(values, *parse_override(text))
+    return config_from_dict(values)
+
+
+def with_overrides(config: WaveSRConfig, overrides: list[str]) -> WaveSRConfig:
+    """A validated copy of ``config`` with ``key=value`` overrides applied."""
+    values = config.to_dict()
+    for text in overrides:
         _set_dotted(values, *parse_override(text))
     return config_from_dict(values)
 

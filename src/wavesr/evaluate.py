@@ -88,8 +88,10 @@ MIN_UNCERTAINTY_SAMPLES = 4  # --uncertainty-samples: fewer seeds say little abo
 @dataclass
 class EvalSettings:
     scale: int = 4
-    degradation: str = "bicubic"
+    degradation: str = "bicubic"  # "bicubic", "kspace" or "slice-axis" (each slice's rows)
     noise_sigma: float = 0.0
+    slice_profile: str = "gaussian"  # slice-axis only
+    slice_gap: float = 0.0  # slice-axis only
     size: int = 224
     resize: str = "area"
     max_slices: int | None = None  # per DATA argument
@@ -105,7 +107,9 @@ class EvalSettings:
     uncertainty_samples: int = 0  # > 0: wavesr's seed / LR consistency, calibration (N samples)
 
     def validate(self) -> Degradation:
-        deg = Degradation(self.degradation, self.scale, self.noise_sigma)
+        deg = Degradation(
+            self.degradation, self.scale, self.noise_sigma, self.slice_profile, self.slice_gap
+        )
         if self.resize not in RESIZE_MODES:
             raise ConfigError(f"--resize must be one of {', '.join(RESIZE_MODES)}")
         if self.size < MIN_SIZE:

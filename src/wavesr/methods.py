@@ -150,7 +150,7 @@ def _load_pipeline(name: str, path: Path, ctx: MethodContext, *, need_ldt: bool)
         "model": str(path),
         "model_kind": bundle.kind,
         "model_step": bundle.step,
-        "trained_degradation": Degradation(data.degradation, data.scale, data.noise_sigma).label,
+        "trained_degradation": data.to_degradation().label,
     }
     return WaveSRPipeline.from_pretrained(bundle, device=ctx.device), info
 

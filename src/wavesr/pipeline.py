@@ -9,6 +9,7 @@ LR slice --bicubic--> LR on the HR grid --Haar DWT--> LL_LR band
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -17,7 +18,7 @@ from torch import Tensor
 from wavesr.autoencoder import FrequencyAutoencoder
 from wavesr.bundle import Bundle, load_bundle, load_ldt
 from wavesr.config import WaveSRConfig, check_consistency_steps, check_temperature
-from wavesr.degrade import Degradation, back_project, crop_to, pad_to_multiple, upsample
+from wavesr.degrade import Degradation, back_project, crop_to, pad_to_multiple, upsample_for
 from wavesr.errors import CheckpointError
 from wavesr.latent_scaling import LatentScaling
 from wavesr.tiling import TiledDenoiser
@@ -134,9 +135,9 @@ class WaveSRPipeline:
 
     @property
     def degradation(self) -> Degradation:
-        """The degradation the model was trained on (what back-projection assumes)."""
-        data = self.config.data
-        return Degradation(data.degradation, data.scale)
+        """The degradation the model was trained on (what back-projection assumes), without
+        its noise; slice profile and gap from the bundle's config (defaults for old bundles)."""
+        return replace(self.config.data.to_degradation(), noise_sigma=0.0)
 
     def sample_high_frequency_latents(
         self,
@@ -208,8 +209,10 @@ class WaveSRPipeline:
         return self.decode(dwt2(x)[:, :1], ll_latent, high, size)
 
     def super_resolve(self, lr: Tensor, **kwargs) -> Tensor:
-        """SR of LR slices at low resolution (B, 1, h, w) -> (B, 1, h*scale, w*scale)."""
-        return self(upsample(lr.to(self.device), self.scale), **kwargs)
+        """SR of LR slices at low resolution (B, 1, h, w) -> (B, 1, h*scale, w*scale), or for a
+        slice-axis model thick-slice images (B, 1, h, W) with the coarse axis on the rows ->
+        (B, 1, h*scale, W); the LR goes onto the HR grid as in the model's training."""
+        return self(upsample_for(lr.to(self.device), self.degradation), **kwargs)
 
 
 __all__ = ["WaveSRPipeline", "load_autoencoder", "encode_slice_latents"]

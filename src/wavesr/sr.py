@@ -22,6 +22,7 @@ import secrets
 import shutil
 import time
 from collections.abc import Iterator
+from contextlib import nullcontext
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -184,8 +185,8 @@ def resolve_model_dir(model: str | Path | None) -> Path:
     return Path(path)
 
 
-def load_pipeline(model_dir: Path, scale: int, device: str):
-    """Load a full WaveSR bundle (autoencoder + LDT) trained for `scale`."""
+def load_pipeline(model_dir: Path, scale: int | None, device: str):
+    """Load a full WaveSR bundle (autoencoder + LDT) trained for `scale` (None: any)."""
     from wavesr.bundle import load_bundle
     from wavesr.pipeline import WaveSRPipeline
 
@@ -196,7 +197,7 @@ def load_pipeline(model_dir: Path, scale: int, device: str):
             model_dir,
         )
     trained = int(bundle.config.data.scale)
-    if trained != int(scale):
+    if scale is not None and trained != int(scale):
         raise ConfigError(
             f"the model was trained for x{trained} but --scale is {scale} (x{scale}); "
             f"use --scale {trained} or a x{scale} model",
@@ -205,7 +206,7 @@ def load_pipeline(model_dir: Path, scale: int, device: str):
     return WaveSRPipeline.from_pretrained(bundle, device=device)
 
 
-def _check_options(opts: SROptions) -> None:
+def check_options(opts: SROptions) -> None:
     if opts.scale not in (2, 4, 8):
         raise ConfigError(f"--scale must be 2, 4 or 8, got {opts.scale}")
     if opts.steps < 1:
@@ -228,7 +229,7 @@ def batches(n: int, size: int) -> Iterator[slice]:
 
 
 def super_resolve_stack(
-    pipeline, stack: SliceStack, keep: np.ndarray, opts: SROptions
+    pipeline, stack: SliceStack, keep: np.ndarray, opts: SROptions, bar=None
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """All slices of `stack` -> (mean, std): (N, H*s, W*s) float32 in the input's intensity
     scale; std is None for one sample, and 0 on the near-empty slices.
@@ -237,10 +238,9 @@ def super_resolve_stack(
     bicubic-upsampled only. A stack's slices share one size, so a batch is one tensor. Sample k
     of a batch is seeded with `opts.seed` + k + its first slice index (same seed and batch size
     give the same output; sample k is what `--seed` seed + k gives alone, up to float rounding,
-    under DDIM with eta 0). One progress bar (with its ETA) covers every slice and sample.
+    under DDIM with eta 0). One progress bar (with its ETA) covers every slice and sample;
+    `bar`, a tqdm bar of a larger job, replaces it.
     """
-    from tqdm.auto import tqdm
-
     factor = 1 if opts.input_is_upsampled else opts.scale
     n, h, w = stack.slices.shape
     out = np.empty((n, h * factor, w * factor), dtype=np.float32)
@@ -250,7 +250,7 @@ def super_resolve_stack(
     other_idx = np.flatnonzero(~keep)
     unit = "slice" if opts.samples == 1 else "sample"
     total = len(model_idx) * opts.samples
-    with tqdm(total=total, desc="sr", unit=unit, disable=not opts.progress) as bar:
+    with _progress(bar, total, unit, opts.progress) as bar:
         for part in batches(len(model_idx), opts.batch):
             idx = model_idx[part]
             x = _to_grid(stack.slices[idx], factor, device)
@@ -263,6 +263,15 @@ def super_resolve_stack(
         idx = other_idx[part]
         out[idx] = _denormalized(_to_grid(stack.slices[idx], factor, device), stack, idx)
     return out, std
+
+
+def _progress(bar, total: int, unit: str, show: bool):
+    """The caller's bar (left open), or a new one over `total` units."""
+    from tqdm.auto import tqdm
+
+    if bar is not None:
+        return nullcontext(bar)
+    return tqdm(total=total, desc="sr", unit=unit, disable=not show)
 
 
 def _sample(pipeline, x: torch.Tensor, seed: int, opts: SROptions, bar) -> RunningMoments:
@@ -319,7 +328,7 @@ def run_sr(
     source, output = Path(source), Path(output)
     report = None if report is None else Path(report)
     start = time.perf_counter()
-    _check_options(opts)
+    check_options(opts)
     kind = output_kind(source, output)
     check_output_path(output, inputs=[source], overwrite=opts.overwrite)
     std_output = std_path(output, kind) if opts.samples > 1 else None
@@ -329,6 +338,12 @@ def run_sr(
         _check_report_path(report, source, output, opts.overwrite)
     model_dir = resolve_model_dir(model)
     pipeline = load_pipeline(model_dir, opts.scale, opts.device)
+    if pipeline.degradation.kind == "slice-axis" and not opts.input_is_upsampled:
+        raise ConfigError(
+            "this is a through-plane (slice-axis) model: use `wavesr sr --through-plane` "
+            "(or --input-is-upsampled for 2-D slices already interpolated along their rows)",
+            model_dir,
+        )
     stack = load_slices(
         source,
         axis=opts.axis,

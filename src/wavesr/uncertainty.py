@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import replace
 
 import numpy as np
 import torch
@@ -46,7 +47,7 @@ def lr_consistency(sr: Tensor, lr: Tensor, deg: Degradation) -> list[float]:
     `sr` (B, 1, H, W) and `lr` (B, 1, h, w) in [0, 1]. SR is degraded without noise (the
     input's own noise cannot be re-drawn), so with noisy LR even a perfect SR stays finite.
     """
-    clean = Degradation(deg.kind, deg.scale)
+    clean = replace(deg, noise_sigma=0.0)
     with torch.no_grad():
         again, _ = degrade(sr.float().clamp(0.0, 1.0), clean)
     again, lr = again[:, 0].cpu().numpy(), lr[:, 0].float().cpu().numpy()

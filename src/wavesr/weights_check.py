@@ -69,7 +69,7 @@ UNET = Network("the pixel-diffusion U-Net", "baselines", _unet)
 TRAINED: dict[str, tuple[tuple[str, Network], ...]] = {
     "autoencoder": (("", AUTOENCODER),),
     "ldt": (("", LDT),),
-    "wavesr": (("autoencoder", AUTOENCODER), ("ldt", LDT)),
+    "wavesr": (("autoencoder", AUTOENCODER), ("ldt", LDT), ("decoder", AUTOENCODER)),
     "edsr": (("", EDSR_NET),),
     "pixel-diffusion": (("", UNET),),
 }

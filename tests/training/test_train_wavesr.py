@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 
+import torch
 from helpers import tiny_train_args
 
 from wavesr.bundle import load_bundle
@@ -43,3 +44,24 @@ def test_train_wavesr_refuses_a_used_run_folder_without_resume(train_data, tmp_p
     capsys.readouterr()
     assert main(args) == 2
     assert "--resume" in capsys.readouterr().err
+
+
+def test_train_wavesr_robust_decoder_stage_fine_tunes_only_the_decoder(train_data, tmp_path):
+    out = tmp_path / "run"
+    args = ["train", "wavesr", *tiny_train_args(train_data), "--out", str(out)]
+    assert main([*args, "--set", "wavesr_training.robust_decoder=true"]) == 0
+    bundle, ldt_run = load_bundle(out), load_bundle(out / "ldt")
+    decoder_run = load_bundle(out / "decoder")
+    ae, before = bundle.tensors["autoencoder"], ldt_run.tensors["autoencoder"]
+    encoder = [k for k in ae if k.startswith("encoder.")]
+    decoder = [k for k in ae if k.startswith("decoder.")]
+    assert encoder and decoder
+    assert all(torch.equal(ae[k], before[k]) for k in encoder)
+    assert any(not torch.equal(ae[k], before[k]) for k in decoder)
+    assert all(torch.equal(ae[k], decoder_run.tensors["autoencoder"][k]) for k in ae)
+    assert all(torch.equal(v, ldt_run.tensors["ldt"][k]) for k, v in bundle.tensors["ldt"].items())
+    assert bundle.extras["hf_scale"] == ldt_run.extras["hf_scale"]
+    # stage 3 resumes like the others: nothing is trained again
+    saved = (out / "autoencoder.safetensors").read_bytes()
+    assert main([*args, "--set", "wavesr_training.robust_decoder=true", "--resume"]) == 0
+    assert (out / "autoencoder.safetensors").read_bytes() == saved

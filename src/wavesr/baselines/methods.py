@@ -16,7 +16,6 @@ from torch import Tensor, nn
 from wavesr.baselines.edsr import EDSR
 from wavesr.baselines.pixel_diffusion import PixelDiffusionSampler, build_unet
 from wavesr.bundle import Bundle, load_bundle
-from wavesr.degrade import Degradation
 from wavesr.errors import ConfigError
 from wavesr.methods import MethodContext, check_model_scale, register_method
 from wavesr.training.checkpoint import load_state_into
@@ -59,7 +58,7 @@ def load_baseline(name: str, ctx: MethodContext) -> tuple[Bundle, nn.Module, dic
         "model": str(path),
         "model_kind": bundle.kind,
         "model_step": bundle.step,
-        "trained_degradation": Degradation(data.degradation, data.scale, data.noise_sigma).label,
+        "trained_degradation": data.to_degradation().label,
     }
     return bundle, network.to(ctx.device).eval(), info
 

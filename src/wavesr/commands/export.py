@@ -16,6 +16,7 @@ def _run(args: argparse.Namespace) -> int:
         fp16=args.fp16,
         temperature=args.temperature,
         consistency_steps=args.consistency_steps,
+        overrides=args.overrides,
     )
     print(f"model folder written to {out}")
     return 0
@@ -45,5 +46,14 @@ def register(sub: argparse._SubParsersAction) -> None:
         type=int,
         default=None,
         help="the model's default back-projection iterations (diffusion.consistency_steps)",
+    )
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="diffusion.KEY=VALUE",
+        help="another inference default, e.g. diffusion.tile_window=14 or "
+        "diffusion.sample_steps=20 (repeatable)",
     )
     p.set_defaults(func=_run)

@@ -7,6 +7,9 @@ import shlex
 from pathlib import Path
 
 from wavesr.commands import add_device, add_max_voxels, add_threads, positive_int, seed_int
+from wavesr.errors import ConfigError
+
+DEFAULT_SCALE = 4
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -15,7 +18,7 @@ def _run(args: argparse.Namespace) -> int:
 
     set_threads(args.threads)
     options = SROptions(
-        scale=args.scale,
+        scale=DEFAULT_SCALE if args.scale is None else args.scale,
         steps=args.steps,
         seed=args.seed,
         batch=args.batch,
@@ -29,6 +32,11 @@ def _run(args: argparse.Namespace) -> int:
         progress=not args.quiet,
         samples=args.samples,
     )
+    if args.through_plane:
+        return _run_through_plane(args, options)
+    for name, value in (("--stacks", args.stacks), ("--adapt-minutes", args.adapt_minutes)):
+        if value is not None:
+            raise ConfigError(f"{name} is an option of --through-plane")
     result = run_sr(
         args.input,
         args.output,
@@ -43,6 +51,24 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _run_through_plane(args: argparse.Namespace, options) -> int:
+    from wavesr.through_plane_sr import run_through_plane
+
+    if args.report is not None:
+        raise ConfigError("--through-plane does not write a --report yet")
+    result = run_through_plane(
+        args.input,
+        args.output,
+        model=args.model,
+        options=options,
+        scale=args.scale,
+        stacks=2 if args.stacks is None else args.stacks,
+        adapt_minutes=args.adapt_minutes or 0.0,
+    )
+    print(result.summary())
+    return 0
+
+
 def report_path(args: argparse.Namespace) -> Path | None:
     """--report's page: the path given, or report.html beside the output; None without it."""
     if args.report is None:
@@ -52,7 +78,8 @@ def report_path(args: argparse.Namespace) -> Path | None:
 
 def command_line(args: argparse.Namespace) -> str:
     """The command with every option spelled out, as the report shows it."""
-    argv = ["wavesr", "sr", str(args.input), "-o", str(args.output), "--scale", str(args.scale)]
+    scale = DEFAULT_SCALE if args.scale is None else args.scale
+    argv = ["wavesr", "sr", str(args.input), "-o", str(args.output), "--scale", str(scale)]
     if args.model is not None:
         argv += ["--model", str(args.model)]
     argv += ["--steps", str(args.steps), "--seed", str(args.seed), "--batch", str(args.batch)]
@@ -90,7 +117,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         type=Path,
         help="output file (.nii.gz, .h5, .npy, .png) or folder (for image folders)",
     )
-    p.add_argument("--scale", type=int, default=4, choices=[2, 4, 8], help="SR factor")
+    p.add_argument(
+        "--scale",
+        type=int,
+        default=None,
+        choices=[2, 4, 8],
+        help="SR factor (default 4; with --through-plane: the model's own)",
+    )
     p.add_argument(
         "--model",
         type=Path,
@@ -133,7 +166,30 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--axis",
         default=None,
-        help="slice axis: axial, coronal, sagittal or a voxel axis 0-2 (volumes)",
+        help="slice axis: axial, coronal, sagittal or a voxel axis 0-2 (volumes); with "
+        "--through-plane the thick axis (default: the one with the largest voxel size)",
+    )
+    p.add_argument(
+        "--through-plane",
+        action="store_true",
+        help="super-resolve a thick-slice volume along its thick axis to the in-plane voxel "
+        "size, writing an isotropic NIfTI (docs/through-plane.md)",
+    )
+    p.add_argument(
+        "--stacks",
+        type=int,
+        default=None,
+        choices=[1, 2],
+        help="with --through-plane: reformat stacks averaged (default 2, the two orthogonal)",
+    )
+    p.add_argument(
+        "--adapt-minutes",
+        type=float,
+        default=None,
+        metavar="N",
+        help="with --through-plane: first fine-tune the model's decoder for N minutes on the "
+        "scan's own in-plane slices, thinned like thick slices (self-supervised, SMORE; "
+        "default 0: off)",
     )
     p.add_argument("--overwrite", action="store_true", help="replace an existing output")
     p.add_argument("--sampler", default="ddim", choices=["ddim", "ancestral"])

@@ -176,6 +176,17 @@ def load_slices(
     )
 
 
+def read_volume(path: str | Path) -> tuple[np.ndarray, np.ndarray | None]:
+    """(3-D array, 4x4 affine or None) of a volume input, unsliced and unnormalised; an input
+    of independent 2-D images (PNG, TIFF, a 2-D .npy) raises InputError."""
+    path = Path(path)
+    with _quiet_readers():
+        raw = _read(path)
+    if not raw.is_volume:
+        raise InputError("a 2-D image, not a 3-D volume", path)
+    return raw.volume, None if raw.affine is None else raw.affine.copy()
+
+
 def nonempty_slices(slices: np.ndarray, threshold: float = 0.05) -> np.ndarray:
     """Boolean mask of slices that are not near-empty.
 

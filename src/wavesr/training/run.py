@@ -18,6 +18,7 @@ from wavesr.config import StageConfig, WaveSRConfig, save_config
 from wavesr.data.bank import SliceBank
 from wavesr.data.types import missing_error
 from wavesr.errors import ConfigError, WaveSRError
+from wavesr.export import export_model
 from wavesr.pipeline import load_autoencoder
 from wavesr.training.checkpoint import read_json
 from wavesr.training.engine import Task, TrainResult, train
@@ -149,8 +150,9 @@ def train_ldt(
         scalings = latent_scalings(init_bundle.extras, init_bundle.config.ldt)
     ae_bundle = load_bundle(autoencoder_run)
     config.autoencoder = ae_bundle.config.autoencoder
-    config.data.scale = ae_bundle.config.data.scale
-    config.data.degradation = ae_bundle.config.data.degradation
+    trained = ae_bundle.config.data  # the LR the autoencoder was trained on: the LDT's too
+    for name in ("scale", "degradation", "slice_profile", "slice_gap", "noise_sigma"):
+        setattr(config.data, name, getattr(trained, name))
     config.validate()
     # Encoding every training slice is the slow part of the cache: do it on the GPU if there is one.
     encode_on = "cuda" if torch.cuda.is_available() else "cpu"
@@ -198,38 +200,77 @@ def train_wavesr(
     resume: bool,
     progress: bool = True,
 ) -> TrainResult:
-    """The whole model: stage 1 in ``out/autoencoder``, stage 2 in ``out/ldt``, then the
+    """The whole model: stage 1 in ``out/autoencoder``, stage 2 in ``out/ldt``, with
+    ``wavesr_training.robust_decoder`` stage 3 (the robust decoder) in ``out/decoder``, then the
     inference bundle in ``out`` itself (``wavesr sr --model out``).
 
-    ``max_minutes`` is shared: stage 1 gets ``wavesr_training.autoencoder_share`` of it, stage 2
-    what is left. With ``resume`` a finished stage is not trained again, an unfinished one goes on.
+    ``max_minutes`` is shared: stage 1 gets ``wavesr_training.autoencoder_share`` of it, stage 3
+    ``decoder_share``, stage 2 what is left. With ``resume`` a finished stage is not trained
+    again, an unfinished one goes on.
     """
     check_data(config.data.paths)
     started = time.monotonic()
-    share = config.wavesr_training.autoencoder_share
+    plan = config.wavesr_training
+
+    def minutes_left(reserved: float) -> float | None:
+        if max_minutes is None:
+            return None
+        spent = (time.monotonic() - started) / 60
+        return max(max_minutes * (1 - reserved) - spent, 1.0)
+
     stage1 = train_autoencoder(
         config,
         out / "autoencoder",
-        max_minutes=None if max_minutes is None else max_minutes * share,
+        max_minutes=None if max_minutes is None else max_minutes * plan.autoencoder_share,
         resume=resume,
         progress=progress,
     )
     if stage1.status == "interrupted":
         return stage1
-    left = None
-    if max_minutes is not None:
-        left = max(max_minutes - (time.monotonic() - started) / 60, 1.0)
+    reserved = plan.decoder_share if plan.robust_decoder else 0.0
     stage2 = train_ldt(
         copy.deepcopy(config),
         out / "autoencoder",
         out / "ldt",
-        max_minutes=left,
+        max_minutes=minutes_left(reserved),
         resume=resume,
         progress=progress,
     )
-    if is_main_rank():
-        copy_bundle(out / "ldt", out)
-    return TrainResult(stage2.step, stage2.status, stage2.last_loss, out)
+    if stage2.status == "interrupted" or not plan.robust_decoder:
+        if is_main_rank():
+            copy_bundle(out / "ldt", out)
+        return TrainResult(stage2.step, stage2.status, stage2.last_loss, out)
+    stage3 = train_robust_decoder(
+        config, out, max_minutes=minutes_left(0.0), resume=resume, progress=progress
+    )
+    if is_main_rank() and stage3.status != "interrupted":
+        export_model(out / "ldt", out, autoencoder_run=out / "decoder")
+    return TrainResult(stage3.step, stage3.status, stage3.last_loss, out)
+
+
+def train_robust_decoder(
+    config: WaveSRConfig,
+    out: Path,
+    *,
+    max_minutes: float | None,
+    resume: bool,
+    progress: bool = True,
+) -> TrainResult:
+    """Stage 3 of `wavesr train wavesr`: the decoder of ``out/ldt`` fine-tuned (encoder frozen)
+    on a mix of encoded latents and that LDT's predictions, with ``decoder_training``."""
+    stage = copy.deepcopy(config)
+    stage.autoencoder_training = stage.decoder_training
+    return train_autoencoder(
+        stage,
+        out / "decoder",
+        max_minutes=max_minutes,
+        resume=resume,
+        progress=progress,
+        init_from=out / "ldt",
+        freeze_encoder=True,
+        robust_to=out / "ldt",
+        robust_fraction=config.wavesr_training.robust_fraction,
+    )
 
 
 def stored_latent_cache(

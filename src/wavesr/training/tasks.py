@@ -36,8 +36,8 @@ def load_matching(model: nn.Module, tensors: dict[str, Tensor]) -> set[str]:
 
 
 def degradation_of(config: WaveSRConfig) -> Degradation:
-    d = config.data
-    return Degradation(kind=d.degradation, scale=d.scale, noise_sigma=d.noise_sigma)
+    """The training degradation of `config` (kind, scale, noise, slice profile and gap)."""
+    return config.data.to_degradation()
 
 
 def diffusion_of(config: WaveSRConfig, respacing: str | int | None = None):

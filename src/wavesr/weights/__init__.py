@@ -8,6 +8,7 @@ from wavesr.errors import ConfigError
 
 WEIGHTS_DIR = Path(__file__).parent
 DEFAULT_MODEL = "wavesr-cpu-x4"
+THROUGH_PLANE_MODEL = "wavesr-through-plane-x4"  # trained with data.degradation=slice-axis
 
 
 def _bundle_dir(name: str, what: str) -> Path:
@@ -20,6 +21,14 @@ def _bundle_dir(name: str, what: str) -> Path:
 def default_model_dir() -> Path:
     """Folder of the bundled default WaveSR model (autoencoder + LDT)."""
     return _bundle_dir(DEFAULT_MODEL, "default model")
+
+
+def through_plane_model_dir() -> Path:
+    """Folder of the bundled through-plane model; ConfigError when there is none."""
+    path = WEIGHTS_DIR / THROUGH_PLANE_MODEL
+    if not (path / "wavesr.json").is_file():
+        raise ConfigError("no through-plane model: pass --model")
+    return path
 
 
 def baseline_dir(name: str) -> Path:
