@@ -60,7 +60,7 @@ STD_DATASET = f"{HDF5_DATASET}_std"
 @dataclass
 class SROptions:
     scale: int = 4
-    steps: int = 50
+    steps: int | None = None  # None: the model's own diffusion.sample_steps
     seed: int = 0
     batch: int = 16
     device: str = "auto"  # "auto": cuda when torch sees a GPU, else cpu
@@ -209,7 +209,7 @@ def load_pipeline(model_dir: Path, scale: int | None, device: str):
 def check_options(opts: SROptions) -> None:
     if opts.scale not in (2, 4, 8):
         raise ConfigError(f"--scale must be 2, 4 or 8, got {opts.scale}")
-    if opts.steps < 1:
+    if opts.steps is not None and opts.steps < 1:
         raise ConfigError(f"--steps must be >= 1, got {opts.steps}")
     if opts.batch < 1:
         raise ConfigError(f"--batch must be >= 1, got {opts.batch}")
@@ -420,7 +420,7 @@ def _report_run(
         "model": str(model_dir),
         "scale": f"x{opts.scale}"
         + (" (input already upsampled)" if opts.input_is_upsampled else ""),
-        "steps": opts.steps,
+        "steps": default if opts.steps is None else opts.steps,
         "sampler": opts.sampler,
         "temperature": default if opts.temperature is None else opts.temperature,
         "consistency_steps": default if opts.consistency_steps is None else opts.consistency_steps,

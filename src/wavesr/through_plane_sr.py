@@ -34,7 +34,6 @@ from wavesr.sr import (
     check_options,
     load_pipeline,
     output_kind,
-    resolve_model_dir,
     super_resolve_stack,
 )
 from wavesr.through_plane import (
@@ -47,6 +46,7 @@ from wavesr.through_plane import (
     through_plane_factor,
     upsample_rows,
 )
+from wavesr.weights import through_plane_model_dir
 
 NEEDS_VOLUME = "--through-plane needs a 3-D volume with voxel sizes (NIfTI or DICOM)"
 NO_SPACING = (*IMAGE_SUFFIXES, ".npy", ".h5", ".hdf5")  # inputs without voxel sizes
@@ -153,7 +153,7 @@ def run_through_plane(
     axis = thick_axis(spacing, axis_option(opts.axis, affine), path=source)
     pipeline = None
     if upsampler is None:
-        model_dir = resolve_model_dir(model)
+        model_dir = Path(model) if model is not None else through_plane_model_dir()
         pipeline = load_pipeline(model_dir, scale, opts.device)
         opts = in_plane_options(pipeline, model_dir, opts)
     supported = SUPPORTED_FACTORS if pipeline is None else (pipeline.scale,)

@@ -82,7 +82,9 @@ def command_line(args: argparse.Namespace) -> str:
     argv = ["wavesr", "sr", str(args.input), "-o", str(args.output), "--scale", str(scale)]
     if args.model is not None:
         argv += ["--model", str(args.model)]
-    argv += ["--steps", str(args.steps), "--seed", str(args.seed), "--batch", str(args.batch)]
+    if args.steps is not None:
+        argv += ["--steps", str(args.steps)]
+    argv += ["--seed", str(args.seed), "--batch", str(args.batch)]
     argv += ["--device", args.device, "--sampler", args.sampler]
     if args.samples > 1:
         argv += ["--samples", str(args.samples)]
@@ -130,7 +132,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         default=None,
         help="model folder from `wavesr train ldt` (default: the bundled model)",
     )
-    p.add_argument("--steps", type=int, default=50, help="sampling steps (default 50)")
+    p.add_argument(
+        "--steps",
+        type=int,
+        default=None,
+        help="sampling steps (default: the model's own, diffusion.sample_steps)",
+    )
     p.add_argument(
         "--temperature",
         type=float,
