@@ -300,7 +300,6 @@ def run(args: argparse.Namespace) -> int:
             raise ConfigError(f"{flag} is an option of --through-plane")
     from wavesr.evaluate import evaluate, write_outputs
     from wavesr.io_atomic import check_output_path
-    from wavesr.report import fmt
     from wavesr.runtime import set_threads
 
     set_threads(args.threads)
@@ -319,10 +318,7 @@ def run(args: argparse.Namespace) -> int:
         report_slices=report_slices(args),
     )
     write_outputs(result, args.out, command_line(args, methods))
-    summary = ", ".join(
-        f"{name} {fmt(m['psnr'])} dB / {fmt(m['ssim'], 4)}"
-        for name, m in result.metrics["methods"].items()
-    )
+    summary = scores_line(result.metrics["methods"].items())
     print(
         f"evaluated {sum(d['n_slices'] for d in result.metrics['datasets'])} slices: "
         f"{summary}; results in {args.out}"
@@ -379,7 +375,6 @@ def through_plane_command(args: argparse.Namespace, methods: list[str]) -> str:
 
 def run_through_plane(args: argparse.Namespace) -> int:
     from wavesr.io_atomic import check_output_path
-    from wavesr.report import fmt
     from wavesr.runtime import set_threads
     from wavesr.through_plane_eval import (
         ThroughPlaneSettings,
@@ -410,11 +405,15 @@ def run_through_plane(args: argparse.Namespace) -> int:
         args.data, methods, settings, model=args.model, weights=weights, progress=not args.quiet
     )
     write_through_plane(result, args.out, through_plane_command(args, methods))
-    summary = ", ".join(
-        f"{name} {fmt(m['held_back']['psnr'])} dB / {fmt(m['held_back']['ssim'], 4)}"
-        for name, m in result.metrics["methods"].items()
-    )
+    summary = scores_line((n, m["held_back"]) for n, m in result.metrics["methods"].items())
     print(
         f"evaluated {len(result.runs)} volumes (held-back slices): {summary}; results in {args.out}"
     )
     return 0
+
+
+def scores_line(methods) -> str:
+    """`name PSNR dB / SSIM` of each (name, scores) pair, comma-separated (the summary line)."""
+    from wavesr.report import fmt
+
+    return ", ".join(f"{name} {fmt(m['psnr'])} dB / {fmt(m['ssim'], 4)}" for name, m in methods)
