@@ -15,6 +15,7 @@ untiled and 20 x their absolute difference with the window borders drawn.
 from __future__ import annotations
 
 import argparse
+import copy
 from pathlib import Path
 
 import numpy as np
@@ -48,9 +49,9 @@ def main() -> None:
     bundle = load_bundle(args.model or _default_model_dir())
     stack = load_slices(args.data, normalization=bundle.config.data.normalization)
     picks = np.linspace(0, len(stack) - 1, min(args.slices, len(stack))).round().astype(int)
+    tiled_bundle = copy.deepcopy(bundle)  # the same weights, another tiling setting
     bundle.config.diffusion.tile_window = 0
     untiled = WaveSRPipeline.from_pretrained(bundle)
-    tiled_bundle = load_bundle(args.model or _default_model_dir())
     tiled_cfg = tiled_bundle.config.diffusion
     tiled_cfg.tile_window, tiled_cfg.tile_overlap = args.window, args.overlap
     tiled = WaveSRPipeline.from_pretrained(tiled_bundle)

@@ -153,15 +153,18 @@ def slice_downsample(hr: Tensor, scale: int, profile: str = "gaussian", gap: flo
     return lr.reshape(b, c, h // scale, w).clamp(0.0, 1.0).to(hr.dtype)
 
 
-def slice_upsample(lr: Tensor, scale: int) -> Tensor:
-    """Bicubic upsampling of the rows only (align_corners=False): (B, C, h, W) -> (B, C, h*s, W).
+def upsample_rows(x: Tensor, factor: int) -> Tensor:
+    """Bicubic upsampling of the rows only (align_corners=False), not clamped (any intensity
+    range): (B, C, h, W) -> (B, C, h*factor, W). The columns are left as they are (cubic
+    weights at integer positions are exactly 0/1)."""
+    h, w = x.shape[-2:]
+    return F.interpolate(x, size=(h * factor, w), mode="bicubic", align_corners=False)
 
-    The columns are left as they are (cubic weights at integer positions are exactly 0/1).
-    """
+
+def slice_upsample(lr: Tensor, scale: int) -> Tensor:
+    """`upsample_rows` of an LR slice in [0, 1], clamped to [0, 1]: slice-axis lr -> lr_up."""
     _check(lr, scale)
-    h, w = lr.shape[-2:]
-    up = F.interpolate(lr, size=(h * scale, w), mode="bicubic", align_corners=False)
-    return up.clamp(0.0, 1.0)
+    return upsample_rows(lr, scale).clamp(0.0, 1.0)
 
 
 def upsample_for(lr: Tensor, deg: Degradation) -> Tensor:

@@ -21,8 +21,8 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch import Tensor
 
+from wavesr.degrade import upsample_rows
 from wavesr.errors import ConfigError, InputError
 
 SUPPORTED_FACTORS = (2, 4, 8)
@@ -192,12 +192,6 @@ def trilinear_along_axis(volume: np.ndarray, axis: int, factor: float) -> np.nda
     voxels along `axis`."""
     n = np.shape(volume)[axis]
     return resample_along_axis(volume, axis, max(1, round(n * factor)), "linear")
-
-
-def upsample_rows(x: Tensor, factor: int) -> Tensor:
-    """Cubic upsampling of (B, C, H, W) along the rows only: (B, C, H * factor, W)."""
-    h, w = x.shape[-2:]
-    return F.interpolate(x, size=(h * factor, w), mode="bicubic", align_corners=False)
 
 
 def cubic_rows(factor: int) -> RowUpsample:

@@ -24,6 +24,7 @@ from wavesr.data.nifti import axis_for_plane
 from wavesr.data.normalize import normalize_stack
 from wavesr.data.types import SliceStack, missing_error
 from wavesr.data.write import voxel_sizes, write_nifti
+from wavesr.degrade import slice_upsample
 from wavesr.errors import ConfigError, InputError, OutputError
 from wavesr.io_atomic import check_output_path
 from wavesr.runtime import resolve_device
@@ -44,7 +45,6 @@ from wavesr.through_plane import (
     super_resolve_volume,
     thick_axis,
     through_plane_factor,
-    upsample_rows,
 )
 from wavesr.weights import through_plane_model_dir
 
@@ -102,7 +102,7 @@ class ModelRows:
 
     def __call__(self, slices: np.ndarray) -> np.ndarray:
         normed, params = normalize_stack(slices, self.pipeline.config.data.normalization)
-        lr_up = upsample_rows(torch.from_numpy(normed).unsqueeze(1), self.factor).clamp(0.0, 1.0)
+        lr_up = slice_upsample(torch.from_numpy(normed).unsqueeze(1), self.factor)
         stack = SliceStack(
             slices=lr_up[:, 0].numpy(),
             source=Path(),
