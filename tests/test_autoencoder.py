@@ -121,6 +121,28 @@ def test_ll_residual_passes_the_lr_ll_band_through():
         assert torch.equal(plain(lr_up, hr)["bands_hat"], torch.zeros(2, 4, 16, 16))
 
 
+def test_condition_dropout_hides_the_lr_from_dropped_samples_in_training_only():
+    model = _tiny(condition_dropout=0.5)
+    ll_latent, high = torch.randn(2, 3, 4, 4), torch.randn(2, 9, 4, 4)
+    ll_lr, other_lr = torch.rand(2, 1, 16, 16), torch.rand(2, 1, 16, 16)
+    keep = torch.tensor([1.0, 0.0]).view(2, 1, 1, 1)
+    with torch.no_grad():
+        a = model.decode(ll_latent, high, ll_lr, keep)
+        b = model.decode(ll_latent * 2.0, high, other_lr, keep)
+    # The dropped sample sees neither the LR LL latent nor the band; only the residual differs.
+    torch.testing.assert_close(a[1, 1:], b[1, 1:])
+    torch.testing.assert_close(a[1, :1] - ll_lr[1], b[1, :1] - other_lr[1])
+    assert not torch.allclose(a[0], b[0])
+    # Off in eval mode, and the mask draws about the configured share in training mode.
+    assert model.condition_keep_mask(ll_lr) is None
+    model.train()
+    torch.manual_seed(0)
+    mask = model.condition_keep_mask(torch.zeros(4000, 1, 2, 2))
+    assert mask.shape == (4000, 1, 1, 1) and set(mask.unique().tolist()) == {0.0, 1.0}
+    assert abs(mask.mean().item() - 0.5) < 0.03
+    assert _tiny().train().condition_keep_mask(ll_lr) is None
+
+
 def test_band_scales_are_undone_after_the_decoder():
     model = _tiny(ll_residual=False)
     with torch.no_grad():

@@ -13,6 +13,7 @@ from wavesr.bundle import save_bundle
 from wavesr.config import load_config
 from wavesr.degrade import Degradation, back_project
 from wavesr.errors import CheckpointError, ConfigError
+from wavesr.latent_scaling import LatentScaling
 from wavesr.methods import (
     MethodContext,
     build_method,
@@ -243,6 +244,30 @@ def test_zero_latents_feeds_the_decoder_exact_zeros(tmp_path: Path, monkeypatch)
     (high,) = seen
     assert high.shape == (3, load_config("tiny").ldt.in_channels, 2, 2)  # 16 px / stride 8
     assert torch.count_nonzero(high) == 0
+
+
+def test_mean_latents_feeds_the_decoder_each_channels_training_mean(
+    tmp_path: Path, monkeypatch
+) -> None:
+    pipe = build_method(
+        "wavesr-mean-latents", _ctx(model=_bundle(tmp_path, with_ldt=True))
+    ).pipeline
+    channels = load_config("tiny").ldt.in_channels
+    shift = torch.arange(channels, dtype=torch.float32) - 2.0
+    pipe.hf_scaling = LatentScaling(scale=torch.full((channels,), 3.0), shift=shift)
+    seen = []
+    decode = pipe.decode
+
+    def spy(ll_lr, ll_latent, high_latents, size):
+        seen.append(high_latents)
+        return decode(ll_lr, ll_latent, high_latents, size)
+
+    monkeypatch.setattr(pipe, "decode", spy)
+    lr_up = torch.rand(2, 1, 16, 16)
+    methods.WaveSRMeanLatents(pipe)(lr_up, lr_up, lr_up)
+    (high,) = seen
+    assert high.shape == (2, channels, 2, 2)
+    torch.testing.assert_close(high, shift.view(1, -1, 1, 1).expand_as(high))
 
 
 def test_zero_latents_uses_the_wavesr_model_and_settings(tmp_path: Path) -> None:

@@ -49,6 +49,10 @@ class AutoencoderConfig:
     # Also encode (and let the LDT generate) LL_HR - LL_LR: at x4 the HR LL band holds frequencies
     # the LR image lacks, which no HF band carries (docs/design.md, "What the LDT generates").
     ll_detail: bool = False
+    # Training only: the share of samples whose decoder gets neither the LR LL band nor the LR LL
+    # latent (the LL residual is kept). The latents must then carry the whole band, not just what
+    # the LR lacks, which makes them predictable from the LR (docs/design.md, "Condition dropout").
+    condition_dropout: float = 0.0
 
     @property
     def encoded_bands(self) -> int:
@@ -192,14 +196,34 @@ class FrequencyAutoencoder(nn.Module):
         moments = moments.view(n, b, 2, lc, *moments.shape[-2:]).permute(1, 2, 0, 3, 4, 5)
         return DiagonalGaussianDistribution(moments.reshape(b, 2 * n * lc, *moments.shape[-2:]))
 
-    def decode(self, ll_latent: Tensor, high_latents: Tensor, ll_lr: Tensor) -> Tensor:
-        """Eq. 3: LL latent (B, 3) + generated latents (B, 9 or 12) and the LR LL band -> bands."""
-        feats = self.decoder(torch.cat([ll_latent, high_latents], dim=1))
+    def decode(
+        self,
+        ll_latent: Tensor,
+        high_latents: Tensor,
+        ll_lr: Tensor,
+        keep_condition: Tensor | None = None,
+    ) -> Tensor:
+        """Eq. 3: LL latent (B, 3) + generated latents (B, 9 or 12) and the LR LL band -> bands.
+
+        ``keep_condition`` (B, 1, 1, 1) of 0 / 1 hides the LR LL latent and band from the samples
+        marked 0 (condition dropout); the LL residual still adds the LR LL band.
+        """
+        cond_latent, cond_band = ll_latent, ll_lr
+        if keep_condition is not None:
+            cond_latent, cond_band = ll_latent * keep_condition, ll_lr * keep_condition
+        feats = self.decoder(torch.cat([cond_latent, high_latents], dim=1))
         feats = feats[..., : ll_lr.shape[-2], : ll_lr.shape[-1]]
-        out = self.final(feats, ll_lr) / self.band_scales[:NUM_BANDS].view(1, -1, 1, 1)
+        out = self.final(feats, cond_band) / self.band_scales[:NUM_BANDS].view(1, -1, 1, 1)
         if self.config.ll_residual:
             out = torch.cat([out[:, :1] + ll_lr, out[:, 1:]], dim=1)
         return out
+
+    def condition_keep_mask(self, x: Tensor) -> Tensor | None:
+        """A random (B, 1, 1, 1) 0 / 1 mask for condition dropout, or None when it is off."""
+        if not self.training or self.config.condition_dropout <= 0:
+            return None
+        draw = torch.rand(x.shape[0], 1, 1, 1, device=x.device)
+        return (draw >= self.config.condition_dropout).to(x.dtype)
 
     def split_latents(self, latents: Tensor) -> tuple[Tensor, Tensor]:
         lc = self.config.latent_channels
@@ -224,7 +248,9 @@ class FrequencyAutoencoder(nn.Module):
         ll_latent, high_latents = self.split_latents(latents)
         if replace_generated is not None:
             high_latents = replace_generated(ll_latent, high_latents)
-        bands_hat = self.decode(ll_latent, high_latents, lr_bands[:, :1])
+        bands_hat = self.decode(
+            ll_latent, high_latents, lr_bands[:, :1], self.condition_keep_mask(lr_up)
+        )
         return {
             "bands_hat": bands_hat,
             "hr_bands": hr_bands,

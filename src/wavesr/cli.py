@@ -72,6 +72,7 @@ def _train(args: argparse.Namespace) -> int:
             freeze_encoder=args.freeze_encoder,
             robust_to=args.robust_to,
             robust_fraction=args.robust_fraction,
+            robust_latents=args.robust_latents,
             **common,
         )
     elif args.model == "wavesr":
@@ -136,6 +137,13 @@ def build_parser() -> argparse.ArgumentParser:
         type=unit_fraction,
         default=0.5,
         help="with --robust-to: share of each batch that gets LDT-predicted latents (default 0.5)",
+    )
+    p.add_argument(
+        "--robust-latents",
+        choices=("one-step", "sampled"),
+        default="one-step",
+        help="with --robust-to: the LDT's one-step x0 prediction from a random timestep "
+        "(default) or the DDIM sample of inference (diffusion.sample_steps, .temperature)",
     )
     p.add_argument("--resume", action="store_true", help="continue from the latest checkpoint")
     p.add_argument("--quiet", action="store_true", help="no progress bar")

@@ -117,6 +117,10 @@ class BaselineConfig:
     edsr_channels: int = 32
     unet_channels: int = 32
     unet_mults: list[int] = field(default_factory=lambda: [1, 2, 2])
+    # What the pixel-diffusion baseline diffuses: "image" (SR3) or "residual" (SRDiff: HR minus
+    # bicubic, times residual_scale so that it spans about [-1, 1] like an image).
+    pixel_target: str = "image"
+    residual_scale: float = 5.0
 
 
 @dataclass
@@ -132,6 +136,9 @@ class WaveSRTrainingConfig:
     robust_decoder: bool = False
     decoder_share: float = 0.15  # of --max-minutes, when robust_decoder; stage 2 gets the rest
     robust_fraction: float = 0.5  # share of each stage-3 batch decoded from LDT predictions
+    # What those predictions are: "one-step" (the x0 prediction from a random timestep, cheap) or
+    # "sampled" (the DDIM run of inference, diffusion.sample_steps at diffusion.temperature).
+    robust_latents: str = "one-step"
 
 
 @dataclass
@@ -219,6 +226,12 @@ class WaveSRConfig:
                 "wavesr_training.robust_fraction must lie in (0, 1]",
             )
         )
+        checks.append(
+            (
+                self.wavesr_training.robust_latents in ("one-step", "sampled"),
+                "wavesr_training.robust_latents must be one-step or sampled",
+            )
+        )
         stages = {
             "autoencoder_training": self.autoencoder_training,
             "ldt_training": self.ldt_training,
@@ -295,6 +308,15 @@ def _model_checks(config: WaveSRConfig) -> list[tuple[bool, str]]:
             len(ae.band_scales) in (ae.encoded_bands, 5) and all(s > 0 for s in ae.band_scales),
             f"autoencoder.band_scales needs {ae.encoded_bands} positive values "
             "(LL, LH, HL, HH, and the LL detail when autoencoder.ll_detail is on)",
+        ),
+        (
+            config.baselines.pixel_target in ("image", "residual"),
+            "baselines.pixel_target must be image or residual",
+        ),
+        (config.baselines.residual_scale > 0, "baselines.residual_scale must be > 0"),
+        (
+            0 <= ae.condition_dropout < 1,
+            "autoencoder.condition_dropout must be in [0, 1)",
         ),
     ]
     for name in ("autoencoder_training", "ldt_training", "decoder_training", "baseline_training"):

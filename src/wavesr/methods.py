@@ -283,22 +283,48 @@ class WaveSRZeroLatents:
     def __call__(self, lr: Tensor, lr_up: Tensor, hr: Tensor) -> Tensor:
         pipe = self.pipeline
         ll_lr, ll_latent, size = pipe.encode_condition(lr_up)
-        b, _, h, w = ll_latent.shape
-        zeros = ll_latent.new_zeros((b, pipe.config.ldt.in_channels, h, w))
-        sr = pipe.decode(ll_lr, ll_latent, zeros, size)
+        sr = pipe.decode(ll_lr, ll_latent, self.generated_latents(ll_latent), size)
         degradation = self.degradation or pipe.degradation
         return back_project(sr, lr_up.to(pipe.device), degradation, self.consistency_steps)
+
+    def generated_latents(self, ll_latent: Tensor) -> Tensor:
+        """What the decoder gets in place of the LDT's latents."""
+        b, _, h, w = ll_latent.shape
+        return ll_latent.new_zeros((b, self.pipeline.config.ldt.in_channels, h, w))
+
+
+class WaveSRMeanLatents(WaveSRZeroLatents):
+    """WaveSR with every generated latent set to its training mean (the stored latent shift).
+
+    What an LDT that learnt the channel means but nothing about the slice would give at
+    temperature 0: beating this row, not only the zero row, is what shows slice-specific detail.
+    With `global` latent scaling (no shift) it equals ``wavesr-zero-latents``.
+    """
+
+    name = "wavesr-mean-latents"
+
+    def generated_latents(self, ll_latent: Tensor) -> Tensor:
+        return self.pipeline.hf_scaling.from_diffusion(super().generated_latents(ll_latent))
+
+
+def _wavesr_fixed_latents(cls: type[WaveSRZeroLatents], ctx: MethodContext) -> WaveSRZeroLatents:
+    """The `wavesr` method's model (its own --weights entry first, then wavesr's, then --model)."""
+    path = ctx.weights.get(cls.name) or model_dir_for("wavesr", ctx) or _default_model_dir()
+    pipeline, info = _load_pipeline(cls.name, path, ctx, need_ldt=True)
+    consistency = _consistency_steps(pipeline, ctx)
+    fill = "mean" if cls is WaveSRMeanLatents else "zero"
+    info = {**info, "high_latents": fill, "consistency_steps": consistency}
+    return cls(pipeline, info, consistency, ctx.degradation)
 
 
 @register_method(WaveSRZeroLatents.name)
 def _wavesr_zero_latents(ctx: MethodContext) -> WaveSRZeroLatents:
-    """The `wavesr` method's model (its own --weights entry first, then wavesr's, then --model)."""
-    name = WaveSRZeroLatents.name
-    path = ctx.weights.get(name) or model_dir_for("wavesr", ctx) or _default_model_dir()
-    pipeline, info = _load_pipeline(name, path, ctx, need_ldt=True)
-    consistency = _consistency_steps(pipeline, ctx)
-    info = {**info, "high_latents": "zero", "consistency_steps": consistency}
-    return WaveSRZeroLatents(pipeline, info, consistency, ctx.degradation)
+    return _wavesr_fixed_latents(WaveSRZeroLatents, ctx)
+
+
+@register_method(WaveSRMeanLatents.name)
+def _wavesr_mean_latents(ctx: MethodContext) -> WaveSRZeroLatents:
+    return _wavesr_fixed_latents(WaveSRMeanLatents, ctx)
 
 
 def _load_plugin(module: str) -> None:

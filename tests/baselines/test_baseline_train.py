@@ -11,7 +11,9 @@ import torch
 from wavesr.baselines.pixel_diffusion import (
     PixelDiffusionSampler,
     build_unet,
+    diffusion_target,
     from_diffusion_space,
+    image_from_target,
     to_diffusion_space,
 )
 from wavesr.baselines.train import EDSRTask, PixelDiffusionTask, train_baseline
@@ -78,6 +80,21 @@ def test_diffusion_space_round_trip():
     torch.testing.assert_close(from_diffusion_space(to_diffusion_space(x)), x)
 
 
+def test_residual_target_is_what_bicubic_misses_scaled():
+    config = load_config("tiny", ["baselines.pixel_target=residual", "baselines.residual_scale=5"])
+    hr = torch.tensor([[[[0.5, 0.9]]]])
+    lr_up = torch.tensor([[[[0.4, 0.9]]]])
+    x0 = diffusion_target(config, hr, lr_up)
+    torch.testing.assert_close(x0, torch.tensor([[[[0.5, 0.0]]]]))
+    torch.testing.assert_close(image_from_target(config, x0, lr_up), hr)
+    # A zero residual gives back bicubic; the image target maps 0 to mid-grey.
+    torch.testing.assert_close(image_from_target(config, torch.zeros_like(hr), lr_up), lr_up)
+    image = load_config("tiny")
+    torch.testing.assert_close(diffusion_target(image, hr, lr_up), 2 * hr - 1)
+    with pytest.raises(ConfigError, match="pixel_target"):
+        load_config("tiny", ["baselines.pixel_target=noise"])
+
+
 def _random_sampler(config) -> PixelDiffusionSampler:
     torch.manual_seed(0)
     unet = build_unet(config)
@@ -97,6 +114,17 @@ def test_sampling_is_seeded_and_keeps_odd_sizes():
     assert torch.equal(a, b)
     assert not torch.allclose(a, c)
     assert a.min() >= 0 and a.max() <= 1
+
+
+def test_temperature_zero_sampling_ignores_the_seed():
+    config = load_config("tiny", ["diffusion.predict=x0", "baselines.pixel_target=residual"])
+    sampler = _random_sampler(config)
+    lr_up = torch.rand(1, 1, 12, 12)
+    a = sampler(lr_up, steps=3, seed=1, temperature=0.0)
+    b = sampler(lr_up, steps=3, seed=2, temperature=0.0)
+    c = sampler(lr_up, steps=3, seed=2, temperature=1.0)
+    assert torch.equal(a, b)
+    assert not torch.allclose(b, c)
 
 
 def test_sampling_calls_the_unet_once_per_step():

@@ -10,6 +10,7 @@ from helpers import tiny_train_args
 
 from wavesr.bundle import load_bundle
 from wavesr.cli import main
+from wavesr.errors import ConfigError
 from wavesr.training.tasks import LDTStandIn
 
 
@@ -77,6 +78,23 @@ def test_ldt_stand_in_replaces_the_given_share_of_the_batch(tiny_model, fraction
         assert replaced == 64
     else:
         assert 20 <= replaced <= 44  # binomial(64, 0.5): outside this range has p < 1e-3
+
+
+def test_sampled_stand_in_is_the_inference_sample_whatever_the_encoded_latents(tiny_model):
+    bundle = load_bundle(tiny_model)
+    stand_in = LDTStandIn(bundle, fraction=1.0, mode="sampled", steps=3, temperature=0.0)
+    cond_channels = bundle.config.autoencoder.latent_channels
+    ll_latent = torch.randn(2, cond_channels, 4, 4)
+    first = stand_in(ll_latent, torch.randn(2, bundle.config.ldt.in_channels, 4, 4))
+    second = stand_in(ll_latent, torch.randn(2, bundle.config.ldt.in_channels, 4, 4))
+    # At temperature 0 the DDIM run is deterministic and never looks at the encoded latents.
+    torch.testing.assert_close(first, second)
+    calls = []
+    stand_in.ldt.register_forward_hook(lambda *_: calls.append(1))
+    stand_in(ll_latent, torch.randn(2, bundle.config.ldt.in_channels, 4, 4))
+    assert len(calls) == 3  # one LDT call per DDIM step
+    with pytest.raises(ConfigError, match="one-step or sampled"):
+        LDTStandIn(bundle, mode="ancestral")
 
 
 def test_robust_fraction_must_be_a_share(train_data, tiny_model, tmp_path: Path, capsys):

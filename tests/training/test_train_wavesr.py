@@ -49,9 +49,13 @@ def test_train_wavesr_refuses_a_used_run_folder_without_resume(train_data, tmp_p
 def test_train_wavesr_robust_decoder_stage_fine_tunes_only_the_decoder(train_data, tmp_path):
     out = tmp_path / "run"
     args = ["train", "wavesr", *tiny_train_args(train_data), "--out", str(out)]
+    args += ["--set", "autoencoder.condition_dropout=0.5"]
     assert main([*args, "--set", "wavesr_training.robust_decoder=true"]) == 0
     bundle, ldt_run = load_bundle(out), load_bundle(out / "ldt")
     decoder_run = load_bundle(out / "decoder")
+    # condition dropout shapes stage 1 only; the stage-3 decoder always sees the LR
+    assert load_bundle(out / "autoencoder").config.autoencoder.condition_dropout == 0.5
+    assert decoder_run.config.autoencoder.condition_dropout == 0.0
     ae, before = bundle.tensors["autoencoder"], ldt_run.tensors["autoencoder"]
     encoder = [k for k in ae if k.startswith("encoder.")]
     decoder = [k for k in ae if k.startswith("decoder.")]

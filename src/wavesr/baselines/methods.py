@@ -110,5 +110,6 @@ def _pixel_diffusion(ctx: MethodContext) -> PixelDiffusionMethod:
     bundle, network, info = load_baseline("pixel-diffusion", ctx)
     sampler = PixelDiffusionSampler(bundle.config, network, ctx.device)
     steps = ctx.steps or bundle.config.diffusion.sample_steps
-    info.update(steps=steps, sampler=bundle.config.diffusion.sampler)
+    diffusion = bundle.config.diffusion
+    info.update(steps=steps, sampler=diffusion.sampler, temperature=diffusion.temperature)
     return PixelDiffusionMethod(sampler, steps, ctx.seed, info)

@@ -1,8 +1,15 @@
-"""SR3-style conditional diffusion in pixel space, with WaveSR's own diffusion code and settings.
+"""Conditional diffusion in pixel space, with WaveSR's own diffusion code and settings.
 
-The UNet sees concat(x_t, lr_up) and predicts eps (plus the learned-variance channel when
-``diffusion.learn_sigma``). Images live in [-1, 1] in the diffusion space: x0 = 2 * hr - 1.
-Sampling uses the same sampler and number of steps as the WaveSR pipeline.
+The UNet sees concat(x_t, lr_up) and predicts eps or x0 (``diffusion.predict``, plus the
+learned-variance channel when ``diffusion.learn_sigma``). What it diffuses
+(``baselines.pixel_target``):
+
+* ``image`` (SR3, Saharia et al. 2021): the HR image in [-1, 1], x0 = 2 * hr - 1;
+* ``residual`` (SRDiff, Li et al. 2022): what bicubic misses, x0 = (hr - lr_up) * residual_scale.
+  A model that has learnt little then stays near bicubic instead of far below it.
+
+Sampling uses the same sampler, number of steps and temperature (the scale of x_T) as the WaveSR
+pipeline.
 """
 
 from __future__ import annotations
@@ -30,13 +37,33 @@ def from_diffusion_space(x: Tensor) -> Tensor:
     return ((x + 1.0) / 2.0).clamp(0.0, 1.0)
 
 
+def diffusion_target(config: WaveSRConfig, hr: Tensor, lr_up: Tensor) -> Tensor:
+    """The x0 the diffusion learns for an (HR, bicubic-upsampled LR) pair."""
+    if config.baselines.pixel_target == "residual":
+        return (hr - lr_up) * config.baselines.residual_scale
+    return to_diffusion_space(hr)
+
+
+def image_from_target(config: WaveSRConfig, x0: Tensor, lr_up: Tensor) -> Tensor:
+    """Inverse of :func:`diffusion_target`: the SR image in [0, 1]."""
+    if config.baselines.pixel_target == "residual":
+        return (lr_up + x0 / config.baselines.residual_scale).clamp(0.0, 1.0)
+    return from_diffusion_space(x0)
+
+
 def pixel_diffusion_loss(
-    model: nn.Module, diffusion, hr: Tensor, lr_up: Tensor, t: Tensor, noise: Tensor
+    config: WaveSRConfig,
+    model: nn.Module,
+    diffusion,
+    hr: Tensor,
+    lr_up: Tensor,
+    t: Tensor,
+    noise: Tensor,
 ) -> dict[str, Tensor]:
     """Batch means of the diffusion's hybrid loss terms ("loss", "mse", "vb")."""
     terms = diffusion.training_losses(
         model,
-        to_diffusion_space(hr),
+        diffusion_target(config, hr, lr_up),
         t,
         model_kwargs={"cond": to_diffusion_space(lr_up)},
         noise=noise,
@@ -60,24 +87,28 @@ class PixelDiffusionSampler:
         steps: int | None = None,
         seed: int = 0,
         sampler: str | None = None,
+        temperature: float | None = None,
         progress: bool = False,
     ) -> Tensor:
         cfg = self.config.diffusion
+        temperature = cfg.temperature if temperature is None else temperature
         steps = steps or cfg.sample_steps
         sampler = sampler or cfg.sampler
         diffusion = diffusion_of(self.config, f"ddim{steps}" if sampler == "ddim" else str(steps))
         x, size = pad_to_multiple(lr_up.to(self.device, torch.float32), self.network.stride)
         # A CPU generator: the same seed gives the same noise on every device.
         generator = torch.Generator().manual_seed(int(seed))
+        noise = torch.randn(x.shape, generator=generator).to(self.device) * temperature
         sample = diffusion.sample_loop(
             self.network,
             x.shape,
             sampler=sampler,
             eta=cfg.eta,
             model_kwargs={"cond": to_diffusion_space(x)},
+            noise=noise,
             generator=generator,
             progress=progress,
             clip_denoised=True,
             device=self.device,
         )
-        return crop_to(from_diffusion_space(sample), size)
+        return crop_to(image_from_target(self.config, sample, x), size)

@@ -80,7 +80,7 @@ class PixelDiffusionTask(BaselineTask):
         t = torch.randint(0, self.diffusion.num_timesteps, (hr.shape[0],), generator=gen)
         noise = torch.randn(hr.shape, generator=gen)
         return pixel_diffusion_loss(
-            model, self.diffusion, hr, lr_up, t.to(hr.device), noise.to(hr.device)
+            self.config, model, self.diffusion, hr, lr_up, t.to(hr.device), noise.to(hr.device)
         )
 
 

@@ -88,12 +88,14 @@ def train_autoencoder(
     freeze_encoder: bool = False,
     robust_to: Path | None = None,
     robust_fraction: float = 0.5,
+    robust_latents: str = "one-step",
 ) -> TrainResult:
     """Stage 1; ``init_from`` (a bundle) starts from its matching weights (fine-tuning).
 
     ``robust_to`` (a model bundle with an LDT trained on this encoder; needs ``freeze_encoder``)
     fine-tunes the decoder on a mix of encoded and LDT-predicted latents (`LDTStandIn`); the
-    predicted ones make up ``robust_fraction`` of each batch.
+    predicted ones make up ``robust_fraction`` of each batch; ``robust_latents`` "sampled" makes
+    them the DDIM sample of inference (``config.diffusion.sample_steps`` at its temperature).
     """
     check_data(config.data.paths)
     init = None
@@ -110,7 +112,13 @@ def train_autoencoder(
         model_bundle = load_bundle(robust_to)
         if "ldt" not in model_bundle.tensors:
             raise ConfigError(f"--robust-to {robust_to} holds no LDT weights")
-        stand_in = LDTStandIn(model_bundle, fraction=robust_fraction)
+        stand_in = LDTStandIn(
+            model_bundle,
+            fraction=robust_fraction,
+            mode=robust_latents,
+            steps=config.diffusion.sample_steps,
+            temperature=config.diffusion.temperature,
+        )
     bank = slice_bank(config, progress)
     return run_task(
         lambda: AutoencoderTask(
@@ -257,9 +265,13 @@ def train_robust_decoder(
     progress: bool = True,
 ) -> TrainResult:
     """Stage 3 of `wavesr train wavesr`: the decoder of ``out/ldt`` fine-tuned (encoder frozen)
-    on a mix of encoded latents and that LDT's predictions, with ``decoder_training``."""
+    on a mix of encoded latents and that LDT's predictions, with ``decoder_training``.
+
+    Condition dropout is stage 1's business (it shapes what the encoder stores); the stage-3
+    decoder always sees the LR, as it will at inference."""
     stage = copy.deepcopy(config)
     stage.autoencoder_training = stage.decoder_training
+    stage.autoencoder.condition_dropout = 0.0
     return train_autoencoder(
         stage,
         out / "decoder",
@@ -270,6 +282,7 @@ def train_robust_decoder(
         freeze_encoder=True,
         robust_to=out / "ldt",
         robust_fraction=config.wavesr_training.robust_fraction,
+        robust_latents=config.wavesr_training.robust_latents,
     )
 
 

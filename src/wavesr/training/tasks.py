@@ -20,7 +20,7 @@ from wavesr.config import WaveSRConfig
 from wavesr.data.bank import SliceBank, step_generator
 from wavesr.degrade import Degradation, degrade, pad_to_multiple
 from wavesr.diffusion import create_diffusion
-from wavesr.errors import CheckpointError
+from wavesr.errors import CheckpointError, ConfigError
 from wavesr.latent_scaling import LatentScaling
 from wavesr.training.checkpoint import load_tensors, save_tensors
 from wavesr.training.validation import LDTValidator
@@ -66,26 +66,51 @@ class LDTStandIn:
     them as far as they are reliable.
     """
 
-    def __init__(self, bundle, fraction: float = 0.5) -> None:
+    def __init__(
+        self,
+        bundle,
+        fraction: float = 0.5,
+        *,
+        mode: str = "one-step",
+        steps: int = 10,
+        temperature: float = 0.0,
+    ) -> None:
         loaded = load_ldt(bundle)
         self.ldt = loaded.model.requires_grad_(False)
         self.hf_scaling, self.cond_scaling = loaded.hf, loaded.cond
         self.diffusion = diffusion_of(bundle.config)
         self.fraction = fraction
         self.generator = torch.Generator()
+        # "sampled": the DDIM run of inference itself (steps, temperature) instead of one step
+        if mode not in ("one-step", "sampled"):
+            raise ConfigError(f"robust latents must be one-step or sampled, got {mode!r}")
+        self.mode, self.temperature = mode, temperature
+        self.sampler = diffusion_of(bundle.config, f"ddim{steps}") if mode == "sampled" else None
 
     @torch.no_grad()
     def __call__(self, ll_latent: Tensor, generated: Tensor) -> Tensor:
         device, b = generated.device, generated.shape[0]
         self.ldt.to(device)
         gen = self.generator
-        t = torch.randint(0, self.diffusion.num_timesteps, (b,), generator=gen).to(device)
-        noise = torch.randn(generated.shape, generator=gen).to(device)
-        x_t = self.diffusion.q_sample(self.hf_scaling.to_diffusion(generated.detach()), t, noise)
         cond = {"cond": self.cond_scaling.to_diffusion(ll_latent.detach())}
-        x0 = self.diffusion.p_mean_variance(self.ldt, x_t, t, model_kwargs=cond)["pred_xstart"]
+        if self.sampler is not None:
+            x0 = self.sample(generated.shape, cond, device)
+        else:
+            t = torch.randint(0, self.diffusion.num_timesteps, (b,), generator=gen).to(device)
+            noise = torch.randn(generated.shape, generator=gen).to(device)
+            x_t = self.diffusion.q_sample(
+                self.hf_scaling.to_diffusion(generated.detach()), t, noise
+            )
+            x0 = self.diffusion.p_mean_variance(self.ldt, x_t, t, model_kwargs=cond)["pred_xstart"]
         keep = (torch.rand(b, generator=gen) >= self.fraction).to(device).view(-1, 1, 1, 1)
         return torch.where(keep, generated, self.hf_scaling.from_diffusion(x0))
+
+    def sample(self, shape: torch.Size, cond: dict, device: torch.device) -> Tensor:
+        """The DDIM sample inference would draw (deterministic at temperature 0)."""
+        noise = torch.randn(shape, generator=self.generator).to(device) * self.temperature
+        return self.sampler.sample_loop(
+            self.ldt, shape, sampler="ddim", eta=0.0, model_kwargs=cond, noise=noise, device=device
+        )
 
 
 class AutoencoderTask:
