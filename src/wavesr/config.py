@@ -123,6 +123,10 @@ class BaselineConfig:
     residual_scale: float = 5.0
 
 
+# What stage 3 decodes in place of the encoded latents (`wavesr_training.robust_latents`).
+ROBUST_LATENTS = ("one-step", "sampled")
+
+
 @dataclass
 class WaveSRTrainingConfig:
     """`wavesr train wavesr`: its stages and how its --max-minutes is shared between them.
@@ -228,7 +232,7 @@ class WaveSRConfig:
         )
         checks.append(
             (
-                self.wavesr_training.robust_latents in ("one-step", "sampled"),
+                self.wavesr_training.robust_latents in ROBUST_LATENTS,
                 "wavesr_training.robust_latents must be one-step or sampled",
             )
         )

@@ -261,6 +261,7 @@ class WaveSRZeroLatents:
     """
 
     name = "wavesr-zero-latents"
+    fill = "zero"  # what the decoder gets in place of the LDT's latents (the info's high_latents)
 
     def __init__(
         self,
@@ -302,6 +303,7 @@ class WaveSRMeanLatents(WaveSRZeroLatents):
     """
 
     name = "wavesr-mean-latents"
+    fill = "mean"
 
     def generated_latents(self, ll_latent: Tensor) -> Tensor:
         return self.pipeline.hf_scaling.from_diffusion(super().generated_latents(ll_latent))
@@ -312,8 +314,7 @@ def _wavesr_fixed_latents(cls: type[WaveSRZeroLatents], ctx: MethodContext) -> W
     path = ctx.weights.get(cls.name) or model_dir_for("wavesr", ctx) or _default_model_dir()
     pipeline, info = _load_pipeline(cls.name, path, ctx, need_ldt=True)
     consistency = _consistency_steps(pipeline, ctx)
-    fill = "mean" if cls is WaveSRMeanLatents else "zero"
-    info = {**info, "high_latents": fill, "consistency_steps": consistency}
+    info = {**info, "high_latents": cls.fill, "consistency_steps": consistency}
     return cls(pipeline, info, consistency, ctx.degradation)
 
 

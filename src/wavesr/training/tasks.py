@@ -16,7 +16,7 @@ from tqdm.auto import tqdm
 
 from wavesr.autoencoder import FrequencyAutoencoder, autoencoder_losses
 from wavesr.bundle import load_ldt, save_bundle, scaling_extras
-from wavesr.config import WaveSRConfig
+from wavesr.config import ROBUST_LATENTS, WaveSRConfig
 from wavesr.data.bank import SliceBank, step_generator
 from wavesr.degrade import Degradation, degrade, pad_to_multiple
 from wavesr.diffusion import create_diffusion
@@ -82,7 +82,7 @@ class LDTStandIn:
         self.fraction = fraction
         self.generator = torch.Generator()
         # "sampled": the DDIM run of inference itself (steps, temperature) instead of one step
-        if mode not in ("one-step", "sampled"):
+        if mode not in ROBUST_LATENTS:
             raise ConfigError(f"robust latents must be one-step or sampled, got {mode!r}")
         self.mode, self.temperature = mode, temperature
         self.sampler = diffusion_of(bundle.config, f"ddim{steps}") if mode == "sampled" else None
