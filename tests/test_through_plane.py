@@ -347,3 +347,42 @@ def test_forced_axis_on_an_isotropic_volume_by_plane_name(tmp_path):
     # coronal plane <-> voxel axis 1 (A/P); 1 mm over 1 mm: x2 (nearest), back to 10 voxels
     assert (result.axis, result.factor.model, result.shape) == (1, 2, (9, 10, 8))
     assert "then cubic 20 -> 10" in result.summary()
+
+
+def test_cli_writes_a_report_only_when_asked(monkeypatch, tmp_path, capsys):
+    src = _save(tmp_path / "thick.nii.gz", _ramp((16, 12, 4)), _affine((1, 1, 4), False))
+    _stub_pipeline(monkeypatch, _Stub())
+    argv = ["sr", str(src), "--through-plane", "--stacks", "1", "--quiet"]
+    assert main([*argv, "-o", str(tmp_path / "a.nii.gz")]) == 0
+    assert "report:" not in capsys.readouterr().out
+    assert not list(tmp_path.glob("*.htm*"))
+    page = tmp_path / "pages" / "tp.html"
+    assert main([*argv, "-o", str(tmp_path / "b.nii.gz"), "--report", str(page)]) == 0
+    summary, report = capsys.readouterr().out.splitlines()
+    assert summary.startswith("sr --through-plane: axis 2") and report == f"report: {page}"
+    text = page.read_text()
+    assert "none (the ratio is the factor)" in text  # 4 mm over 1 mm with a x4 model
+    assert "--through-plane --stacks 1 --quiet --report" in text
+    assert "Reformat: coronal (axis 1)" in text and "input 4x16" in text and "output 16x16" in text
+    assert not list(tmp_path.glob("*.htm*"))  # only the page asked for
+
+
+def test_a_failing_run_writes_no_report_and_no_output(tmp_path):
+    src = _save(tmp_path / "thick.nii.gz", _ramp((9, 8, 3)), _affine((1, 1, 4), False))
+    out, page = tmp_path / "iso.nii.gz", tmp_path / "r.html"
+
+    def broken(factor: int):
+        def run(slices: np.ndarray) -> np.ndarray:
+            raise RuntimeError("upsampler failed")
+
+        return run
+
+    opts = tp_sr.SROptions(progress=False)
+    with pytest.raises(RuntimeError, match="upsampler failed"):
+        run_through_plane(src, out, options=opts, upsampler=broken, report=page)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["thick.nii.gz"]
+    # A model-free run's page names its upsampler and lists no sampler settings.
+    result = run_through_plane(src, out, options=opts, upsampler=cubic_rows, report=page)
+    assert result.report == page
+    text = page.read_text()
+    assert "none (cubic_rows)" in text and ">sampler<" not in text and ">steps<" not in text

@@ -335,7 +335,7 @@ def run_sr(
     if std_output is not None and std_output != output:
         check_output_path(std_output, inputs=[source], overwrite=opts.overwrite)
     if report is not None:
-        _check_report_path(report, source, output, opts.overwrite)
+        check_report_path(report, source, output, opts.overwrite)
     model_dir = resolve_model_dir(model)
     pipeline = load_pipeline(model_dir, opts.scale, opts.device)
     if pipeline.degradation.kind == "slice-axis" and not opts.input_is_upsampled:
@@ -395,12 +395,25 @@ def _output_voxel_size(kind: str, stack: SliceStack, opts: SROptions) -> tuple[f
     return tuple(float(v) for v in voxel_sizes(sr_affine(stack.affine, stack.slice_axis, factor)))
 
 
-def _check_report_path(report: Path, source: Path, output: Path, overwrite: bool) -> None:
+def check_report_path(report: Path, source: Path, output: Path, overwrite: bool) -> None:
+    """Raise OutputError unless `report` can be written as the run's HTML page."""
     if report.suffix.lower() not in (".html", ".htm"):
         raise OutputError("the report is an HTML page: its name must end in .html", report)
     if report.absolute() == output.absolute():
         raise OutputError("the report and the output are the same file", report)
     check_output_path(report, inputs=[source], overwrite=overwrite)
+
+
+def sampling_settings(opts: SROptions) -> dict:
+    """The sampler's settings as report.html lists them (None: the model's own)."""
+    default = "the model's own"
+    return {
+        "steps": default if opts.steps is None else opts.steps,
+        "sampler": opts.sampler,
+        "temperature": default if opts.temperature is None else opts.temperature,
+        "consistency_steps": default if opts.consistency_steps is None else opts.consistency_steps,
+        "seed": opts.seed,
+    }
 
 
 def _report_run(
@@ -413,18 +426,13 @@ def _report_run(
     seconds: float,
 ) -> dict:
     """The settings and counts report.html lists."""
-    default = "the model's own"
     return {
         "input": str(source),
         "output": str(output),
         "model": str(model_dir),
         "scale": f"x{opts.scale}"
         + (" (input already upsampled)" if opts.input_is_upsampled else ""),
-        "steps": default if opts.steps is None else opts.steps,
-        "sampler": opts.sampler,
-        "temperature": default if opts.temperature is None else opts.temperature,
-        "consistency_steps": default if opts.consistency_steps is None else opts.consistency_steps,
-        "seed": opts.seed,
+        **sampling_settings(opts),
         "samples": opts.samples,
         "batch": opts.batch,
         "device": opts.device,

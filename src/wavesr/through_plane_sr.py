@@ -4,7 +4,8 @@ Reads the volume and its affine, finds the thick axis and the factor (`through_p
 2-D row upsampler on the reformats that contain the thick axis, and writes an isotropic NIfTI
 over the same physical extent. The upsampler is the WaveSR pipeline by default: each reformat
 slice is normalised, cubic-interpolated along its rows onto the HR grid and super-resolved as an
-already-upsampled input (`super_resolve_stack` with ``input_is_upsampled``).
+already-upsampled input (`super_resolve_stack` with ``input_is_upsampled``). With `report`,
+an HTML page shows input and output side by side (`report.volume.through_plane_report_page`).
 """
 
 from __future__ import annotations
@@ -33,8 +34,10 @@ from wavesr.sr import (
     NIFTI,
     SROptions,
     check_options,
+    check_report_path,
     load_pipeline,
     output_kind,
+    sampling_settings,
     super_resolve_stack,
 )
 from wavesr.through_plane import (
@@ -67,13 +70,12 @@ class ThroughPlaneResult:
     method: str  # "wavesr", or the name of the upsampler passed in
     seconds: float
     adaptation: Adaptation | None = None  # --adapt-minutes: the decoder's fine-tuning
+    report: Path | None = None  # report.html, when one was asked for
 
     def summary(self) -> str:
         """One line: the axis and sizes, the factor, the slices, the output and its voxel."""
-        f, n_out = self.factor, self.shape[self.axis]
-        resample = (
-            f", then cubic {self.n_in * f.model} -> {n_out}" if n_out != self.n_in * f.model else ""
-        )
+        f = self.factor
+        resample = f", then {self.resampling()}" if self.resampling() else ""
         filled = self.slices - self.super_resolved
         near_empty = f", {filled} near-empty" if self.method == "wavesr" and filled else ""
         shape = "x".join(str(n) for n in self.shape)
@@ -85,6 +87,12 @@ class ThroughPlaneResult:
             f"{near_empty}){resample} -> {self.output} ({shape}, voxel {voxel} mm) "
             f"in {self.seconds:.1f} s{adapted}"
         )
+
+    def resampling(self) -> str:
+        """The resampling along the axis after the model, "cubic N -> M" (N = n_in x factor),
+        or "" when the ratio was the factor."""
+        upsampled, n_out = self.n_in * self.factor.model, self.shape[self.axis]
+        return f"cubic {upsampled} -> {n_out}" if n_out != upsampled else ""
 
 
 class ModelRows:
@@ -130,6 +138,8 @@ def run_through_plane(
     stacks: int = 2,
     upsampler: Callable[[int], RowUpsample] | None = None,
     adapt_minutes: float = 0.0,
+    report: str | Path | None = None,
+    command: str = "",
 ) -> ThroughPlaneResult:
     """Super-resolve the thick axis of `source` and write the isotropic NIfTI `output`.
 
@@ -138,20 +148,25 @@ def run_through_plane(
     factor -> `RowUpsample`, replaces the model (e.g. `through_plane.cubic_rows`); with it the
     factor defaults to the nearest of 2, 4, 8. `adapt_minutes` > 0 first fine-tunes the
     model's decoder on the volume's own in-plane slices (`self_supervised.adapt_decoder`).
+    With `report`, also write that HTML page: input and output side by side, reformats across
+    the thick axis (`command` is shown on it).
     """
     opts = options or SROptions()
     opts = replace(opts, device=resolve_device(opts.device))
     source, output = Path(source), Path(output)
+    report = None if report is None else Path(report)
     start = time.perf_counter()
     _check_options(opts, scale, stacks)
     adapt_minutes = check_adapt_minutes(adapt_minutes)
     if adapt_minutes and upsampler is not None:
         raise ConfigError("--adapt-minutes fine-tunes the model: it needs no upsampler")
     _check_paths(source, output, opts.overwrite)
+    if report is not None:
+        check_report_path(report, source, output, opts.overwrite)
     volume, affine = read_3d(source)
     spacing = voxel_sizes(affine)
     axis = thick_axis(spacing, axis_option(opts.axis, affine), path=source)
-    pipeline = None
+    pipeline = model_dir = None
     if upsampler is None:
         model_dir = Path(model) if model is not None else through_plane_model_dir()
         pipeline = load_pipeline(model_dir, scale, opts.device)
@@ -170,8 +185,7 @@ def run_through_plane(
         else:
             rows = _counted(upsampler(factor.model), bar)
         sr, new_affine = super_resolve_volume(volume, affine, axis, factor, rows, stacks)
-    write_nifti(sr, new_affine, output, overwrite=opts.overwrite)
-    return ThroughPlaneResult(
+    result = ThroughPlaneResult(
         output=output,
         shape=tuple(int(n) for n in sr.shape),
         voxel_size=tuple(float(v) for v in voxel_sizes(new_affine)),
@@ -184,7 +198,56 @@ def run_through_plane(
         method="wavesr" if upsampler is None else getattr(upsampler, "__name__", "custom"),
         seconds=time.perf_counter() - start,
         adaptation=adaptation,
+        report=report,
     )
+    page = None
+    if report is not None:  # before writing: a page that fails leaves no output either
+        from wavesr.report.volume import through_plane_report_page
+
+        run = _report_run(result, source, model_dir, opts, adapt_minutes)
+        page = through_plane_report_page(
+            volume, affine, sr, new_affine, axis, run, command, opts.device
+        )
+    write_nifti(sr, new_affine, output, overwrite=opts.overwrite)
+    if page is not None:
+        from wavesr.report.html import write_page
+
+        write_page(report, page)
+    result.seconds = time.perf_counter() - start
+    return result
+
+
+def _report_run(
+    result: ThroughPlaneResult,
+    source: Path,
+    model_dir: Path | None,
+    opts: SROptions,
+    adapt_minutes: float,
+) -> dict:
+    """The settings and counts report.html lists (the sampler's only when a model ran)."""
+    f = result.factor
+    adapted = "0 (off)"
+    if result.adaptation is not None:
+        adapted = f"{adapt_minutes:g} ({result.adaptation.summary()})"
+    run = {
+        "input": str(source),
+        "output": str(result.output),
+        "model": f"none ({result.method})" if model_dir is None else str(model_dir),
+        "thick_axis": f"{result.axis}: {f.thick:.4g} -> {f.fine:.4g} mm (ratio {f.ratio:.4g})",
+        "factor": f"x{f.model}",
+        "resampling": result.resampling() or "none (the ratio is the factor)",
+        "stacks": f"{result.stacks} (averaged)" if result.stacks > 1 else "1",
+        "adapt_minutes": adapted,
+    }
+    if model_dir is not None:
+        run |= sampling_settings(opts)
+    return run | {
+        "batch": opts.batch,
+        "device": opts.device,
+        "slices": result.slices,
+        "super_resolved": result.super_resolved,
+        "seconds (load and super-resolve)": f"{result.seconds:.1f}",
+    }
 
 
 def _check_options(opts: SROptions, scale: int | None, stacks: int) -> None:

@@ -1,4 +1,5 @@
-"""Runs whose report.html the report tests read: a tiny evaluate, benchmark and sr."""
+"""Runs whose report.html the report tests read: a tiny evaluate, benchmark, sr and
+sr --through-plane."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from wavesr.cli import main
 
 SIZE = 32
 AFFINE = np.array([[1.5, 0, 0, -10], [0, 2.0, 0, 5], [0, 0, 3.0, 7], [0, 0, 0, 1]])
+THICK_AFFINE = np.array([[1.0, 0, 0, -8], [0, 1.5, 0, 4], [0, 0, 6.0, 2], [0, 0, 0, 1]])
 
 
 @pytest.fixture(scope="session")
@@ -76,4 +78,24 @@ def sr_report(lr_volume, tiny_model) -> Path:
     out = lr_volume.parent / "out" / "sr.nii.gz"
     args = ["sr", str(lr_volume), "-o", str(out), "--model", str(tiny_model), "--steps", "1"]
     assert main([*args, "--quiet", "--report"]) == 0
+    return out.parent / "report.html"
+
+
+@pytest.fixture(scope="session")
+def thick_volume(tmp_path_factory) -> Path:
+    """A 16x10x3 NIfTI of thick axial slices (1 x 1.5 x 6 mm voxels, thick axis 2)."""
+    path = tmp_path_factory.mktemp("report_tp") / "thick.nii.gz"
+    slices = blobs(3, 16, 10, seed=3) * 1000.0
+    nib.save(nib.Nifti1Image(np.moveaxis(slices, 0, 2), THICK_AFFINE), str(path))
+    return path
+
+
+@pytest.fixture(scope="session")
+def tp_report(thick_volume, tiny_through_plane_model) -> Path:
+    """report.html of `wavesr sr --through-plane --report` on `thick_volume` (beside
+    iso.nii.gz): 6 mm over 1.25 mm with a x4 model, so 12 slices resampled to 14."""
+    out = thick_volume.parent / "out" / "iso.nii.gz"
+    args = ["sr", str(thick_volume), "-o", str(out), "--through-plane"]
+    args += ["--model", str(tiny_through_plane_model), "--steps", "1", "--quiet", "--report"]
+    assert main(args) == 0
     return out.parent / "report.html"

@@ -7,6 +7,7 @@ import html
 import io
 import json
 import re
+import shlex
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -368,3 +369,113 @@ def test_sr_report_of_images_has_one_viewer(tiny_model: Path, tmp_path: Path) ->
     assert [f["label"] for f in viewer["frames"]] == ["0.png", "1.png", "2.png"]
     assert [png(p["src"]).shape for p in viewer["frames"][0]["panels"]] == [(8, 12), (32, 48)]
     assert page.tables["geometry"][1][2][0] == "unknown (no affine)"
+
+
+# ----------------------------------------------------------------------------- sr --through-plane
+
+
+def _voxels(path: Path) -> np.ndarray:
+    import nibabel as nib
+
+    return np.asarray(nib.load(str(path)).dataobj, dtype=np.float32)
+
+
+def test_through_plane_report_names_the_thick_axis_and_the_command(
+    tp_report: Path, thick_volume: Path, tiny_through_plane_model: Path
+) -> None:
+    text, page = read_page(tp_report)
+    assert_self_contained(text, page)
+    geometry = {r[0][0]: [c[0] for c in r[1:]] for r in page.tables["geometry"][1:]}
+    assert geometry["input"] == ["16 x 10 x 3", "1 x 1.5 x 6", "axial (axis 2): 3 voxels of 6 mm"]
+    # 3 x 6 mm over 14 voxels: 1.286 mm, the extent kept (the fine size is 1.25 mm)
+    assert geometry["output"] == [
+        "16 x 10 x 14",
+        "1 x 1.5 x 1.286",
+        "axial (axis 2): 14 voxels of 1.286 mm",
+    ]
+    run = {r[0][0]: r[1][0] for r in page.tables["run"][1:]}
+    assert run["thick_axis"] == "2: 6 -> 1.25 mm (ratio 4.8)"
+    assert (run["factor"], run["resampling"]) == ("x4", "cubic 12 -> 14")
+    assert (run["stacks"], run["adapt_minutes"]) == ("2 (averaged)", "0 (off)")
+    assert (run["model"], run["steps"], run["slices"]) == (str(tiny_through_plane_model), "1", "26")
+    out = tp_report.parent / "iso.nii.gz"
+    command = [
+        *("wavesr", "sr", str(thick_volume), "-o", str(out)),
+        *("--model", str(tiny_through_plane_model), "--steps", "1", "--seed", "0"),
+        *("--batch", "16", "--device", "auto", "--sampler", "ddim"),
+        *("--through-plane", "--stacks", "2", "--quiet", "--report", str(tp_report)),
+    ]
+    assert f"<pre>{html.escape(shlex.join(command))}</pre>" in text
+    assert "thick axial (axis 2) slices super-resolved from 6 to 1.286 mm" in text
+
+
+def test_through_plane_report_cuts_across_the_thick_slices(tp_report: Path) -> None:
+    _, page = read_page(tp_report)
+    viewers = {v["key"]: v for v in page.viewers()}
+    assert list(viewers) == ["reformat-1", "reformat-2", "slices"]
+    assert viewers["reformat-1"]["title"] == "Reformat: sagittal (axis 0)"
+    assert viewers["reformat-2"]["title"] == "Reformat: coronal (axis 1)"
+    assert viewers["slices"]["title"] == "Slices: axial (axis 2), the thick slices"
+    # (frames, input size, output size, displayed height / width in mm); a reformat spans the
+    # 3 x 6 mm of the thick axis in the input and in the output alike.
+    expected = {
+        "reformat-1": (16, (3, 10), (14, 10), 3 * 6.0 / (10 * 1.5)),
+        "reformat-2": (10, (3, 16), (14, 16), 3 * 6.0 / (16 * 1.0)),
+        "slices": (3, (16, 10), (16, 10), 16 * 1.0 / (10 * 1.5)),
+    }
+    for key, (n, lr_shape, sr_shape, aspect) in expected.items():
+        frames = viewers[key]["frames"]
+        assert len(frames) == n
+        for frame in frames:
+            inp, outp = (png(p["src"]) for p in frame["panels"])
+            assert inp.shape == lr_shape and outp.shape == sr_shape
+            assert frame["aspect"] == pytest.approx(aspect)
+    # Each thick slice beside the output slice holding its centre: 14 / 3 output voxels each.
+    assert [f["label"] for f in viewers["slices"]["frames"]] == [
+        f"thick slice {i} of 3 (output slice {j} of 14)" for i, j in ((0, 2), (1, 7), (2, 11))
+    ]
+
+
+def test_through_plane_report_panels_are_the_volumes_thick_axis_up(
+    tp_report: Path, thick_volume: Path
+) -> None:
+    lr, sr = _voxels(thick_volume), _voxels(tp_report.parent / "iso.nii.gz")
+    lo, hi = window(lr)
+    _, page = read_page(tp_report)
+    viewers = {v["key"]: v for v in page.viewers()}
+
+    def assert_panels(frame: dict, lr_cut: np.ndarray, sr_cut: np.ndarray) -> None:
+        inp, outp = (png(p["src"]).astype(int) for p in frame["panels"])
+        assert np.abs(inp - eight_bit((lr_cut - lo) / (hi - lo))).max() <= 1
+        assert np.abs(outp - eight_bit((sr_cut - lo) / (hi - lo))).max() <= 1
+
+    # Sagittal cut 5: (axis 1, axis 2) transposed, the thick axis 2 up (first slice at the
+    # bottom); coronal cut 4 likewise; thick slice 1 beside output slice 7.
+    frame = viewers["reformat-1"]["frames"][5]
+    assert frame["label"] == "sagittal (axis 0): position 5 of 16"
+    assert_panels(frame, lr[5].T[::-1], sr[5].T[::-1])
+    assert_panels(viewers["reformat-2"]["frames"][4], lr[:, 4].T[::-1], sr[:, 4].T[::-1])
+    assert_panels(viewers["slices"]["frames"][1], lr[:, :, 1], sr[:, :, 7])
+
+
+def test_through_plane_report_errors_leave_nothing(
+    thick_volume: Path, tiny_through_plane_model: Path, tmp_path: Path, capsys
+) -> None:
+    out = tmp_path / "iso.nii.gz"
+    base = ["sr", str(thick_volume), "-o", str(out), "--through-plane", "--quiet"]
+    base += ["--model", str(tiny_through_plane_model), "--steps", "1"]
+    (tmp_path / "report.html").write_text("old")
+    page = tmp_path / "x" / "r.html"
+    for extra, message in [
+        (["--report"], "output exists (use --overwrite"),
+        (["--report", str(tmp_path / "r.txt")], "must end in .html"),
+        # after the page is checked, before any SR: nothing either
+        (["--report", str(page), "--max-voxels", "1"], "above the limit"),
+        (["--report", str(page), "--axis", "7"], "--axis must be a voxel axis"),
+        (["--report", str(page), "--scale", "2"], "trained for x4"),
+    ]:
+        assert main([*base, *extra]) == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and message in err, err
+    assert not out.exists() and (tmp_path / "report.html").read_text() == "old"
+    assert not page.exists() and not (tmp_path / "r.txt").exists()

@@ -5,11 +5,16 @@ from __future__ import annotations
 import argparse
 import shlex
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from wavesr.commands import add_device, add_max_voxels, add_threads, positive_int, seed_int
 from wavesr.errors import ConfigError
 
+if TYPE_CHECKING:
+    from wavesr.sr import SROptions
+
 DEFAULT_SCALE = 4
+DEFAULT_STACKS = 2  # with --through-plane: both reformat stacks
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -51,21 +56,23 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _run_through_plane(args: argparse.Namespace, options) -> int:
+def _run_through_plane(args: argparse.Namespace, options: SROptions) -> int:
     from wavesr.through_plane_sr import run_through_plane
 
-    if args.report is not None:
-        raise ConfigError("--through-plane does not write a --report yet")
     result = run_through_plane(
         args.input,
         args.output,
         model=args.model,
         options=options,
         scale=args.scale,
-        stacks=2 if args.stacks is None else args.stacks,
+        stacks=DEFAULT_STACKS if args.stacks is None else args.stacks,
         adapt_minutes=args.adapt_minutes or 0.0,
+        report=report_path(args),
+        command=command_line(args),
     )
     print(result.summary())
+    if result.report is not None:
+        print(f"report: {result.report}")
     return 0
 
 
@@ -77,9 +84,11 @@ def report_path(args: argparse.Namespace) -> Path | None:
 
 
 def command_line(args: argparse.Namespace) -> str:
-    """The command with every option spelled out, as the report shows it."""
-    scale = DEFAULT_SCALE if args.scale is None else args.scale
-    argv = ["wavesr", "sr", str(args.input), "-o", str(args.output), "--scale", str(scale)]
+    """The command with every option spelled out, as the report shows it (with --through-plane,
+    --scale only when given: the default is the model's own)."""
+    argv = ["wavesr", "sr", str(args.input), "-o", str(args.output)]
+    if args.scale is not None or not args.through_plane:
+        argv += ["--scale", str(DEFAULT_SCALE if args.scale is None else args.scale)]
     if args.model is not None:
         argv += ["--model", str(args.model)]
     if args.steps is not None:
@@ -96,6 +105,11 @@ def command_line(args: argparse.Namespace) -> str:
         argv += ["--consistency-steps", str(args.consistency_steps)]
     if args.axis is not None:
         argv += ["--axis", str(args.axis)]
+    if args.through_plane:
+        stacks = DEFAULT_STACKS if args.stacks is None else args.stacks
+        argv += ["--through-plane", "--stacks", str(stacks)]
+        if args.adapt_minutes:
+            argv += ["--adapt-minutes", repr(args.adapt_minutes)]
     if args.max_voxels is not None:
         argv += ["--max-voxels", str(args.max_voxels)]
     flags = ("input_is_upsampled", "overwrite", "quiet")
@@ -207,8 +221,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         const="",
         default=None,
         metavar="HTML",
-        help="also write an HTML page with input and output side by side through the volume "
-        "(default file: report.html beside the output)",
+        help="also write an HTML page with input and output side by side through the volume, "
+        "with --through-plane across the thick axis (default file: report.html beside the "
+        "output)",
     )
     add_max_voxels(p)
     p.set_defaults(func=_run)

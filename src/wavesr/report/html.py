@@ -382,9 +382,15 @@ def benchmark_html(
 
 
 def sr_html(
-    run: dict, geometry: Table, command: str, machine: dict, viewers: Sequence[Viewer]
+    run: dict,
+    geometry: Table,
+    command: str,
+    machine: dict,
+    viewers: Sequence[Viewer],
+    intro: str | None = None,
 ) -> str:
-    """report.html of `wavesr sr --report`: the run, the input / output geometry, the viewers."""
+    """report.html of `wavesr sr --report`: the run, the input / output geometry, the viewers
+    (`intro`, default: what was super-resolved into what, from `run`)."""
     settings = Table(["item", "value"], [[k, v] for k, v in run.items()], "ll")
     sections = [
         Section("geometry", "Input and output", table_html(geometry, "geometry")),
@@ -392,8 +398,9 @@ def sr_html(
         Section("run", "Settings", table_html(settings, "run")),
         *_run_sections(command, machine, None),
     ]
-    intro = (
-        f"{run['input']} super-resolved to {run['output']} "
-        f"({run['slices']} slices, {run['super_resolved']} through the model)."
-    )
+    if intro is None:
+        intro = (
+            f"{run['input']} super-resolved to {run['output']} "
+            f"({run['slices']} slices, {run['super_resolved']} through the model)."
+        )
     return render_page("WaveSR super-resolution", intro, sections, viewers)

@@ -4,6 +4,10 @@ One viewer along the slices that were super-resolved and, for volumes, two refor
 them (the slice axis drawn vertically, first slice at the bottom). Input and output share one
 intensity window (the input's 0.5-99.5th percentiles, in the input's own intensities) and are
 drawn at the same physical size, so non-square voxels keep their true shape.
+
+`sr --through-plane --report` shows the same, with the thick axis in place of the slice axis:
+first the two reformats that hold it (where thick slices show), then the thick slices
+themselves, each beside the output slice at its centre.
 """
 
 from __future__ import annotations
@@ -22,7 +26,16 @@ from wavesr.report.format import machine_info
 from wavesr.report.tables import Table
 from wavesr.report.viewer import IMAGE, INPUT, STD, Frame, Panel, Viewer, png_bytes
 
-__all__ = ["REPORT_SLICES", "geometry_table", "sr_report_page", "volume_viewers", "window"]
+__all__ = [
+    "REPORT_SLICES",
+    "geometry_table",
+    "sr_report_page",
+    "through_plane_geometry_table",
+    "through_plane_report_page",
+    "through_plane_viewers",
+    "volume_viewers",
+    "window",
+]
 
 REPORT_SLICES = 32  # frames per viewer, evenly spaced
 PERCENTILES = (0.5, 99.5)
@@ -56,6 +69,13 @@ def _mm(sizes: np.ndarray | None) -> str:
 
 def _shape(shape: Sequence[int]) -> str:
     return " x ".join(str(int(n)) for n in shape)
+
+
+def _window_note(win: tuple[float, float]) -> str:
+    return (
+        f"input and output in one intensity window ({win[0]:.4g} to {win[1]:.4g}, the input's "
+        f"{PERCENTILES[0]}-{PERCENTILES[1]}th percentiles), drawn at the same physical size"
+    )
 
 
 def output_geometry(stack: SliceStack, factor: int) -> tuple[tuple[int, ...], np.ndarray | None]:
@@ -141,11 +161,7 @@ def volume_viewers(
         aspect = h * rows_mm / (w * cols_mm)
         spread = None if std is None else std[i]
         frames.append(_frame(stack.names[i], aspect, lr[i], sr[i], win, note, spread))
-    caption = (
-        f"{len(frames)} of {n} slices, evenly spaced; input and output in one intensity window "
-        f"({win[0]:.4g} to {win[1]:.4g}, the input's {PERCENTILES[0]}-{PERCENTILES[1]}th "
-        "percentiles), drawn at the same physical size."
-    )
+    caption = f"{len(frames)} of {n} slices, evenly spaced; {_window_note(win)}."
     viewers = [Viewer("slices", title, frames, caption)]
     if axis is None or n < 2:
         return viewers
@@ -171,11 +187,13 @@ def _reformat(
     aspect: float,
     limit: int,
     std: np.ndarray | None = None,
+    scale_note: str = "same window and physical scale as above",
 ) -> Viewer:
     """Cuts across the slices at fixed positions along stack dimension `dim` (1: rows, 2: cols).
 
     The slice axis is drawn vertically, first slice at the bottom. The output is cut through
-    the centre of the input voxel's row / column.
+    the centre of the input voxel's row / column (`factor`: the output's voxels per input voxel
+    along `dim`).
     """
     n_in = lr.shape[dim]
     frames = []
@@ -186,7 +204,7 @@ def _reformat(
         frames.append(_frame(f"{plane}: position {i} of {n_in}", aspect, a, b, win, "", spread))
     caption = (
         f"Reformat: {len(frames)} of {n_in} positions, evenly spaced; the slices stacked "
-        "vertically (first at the bottom); same window and physical scale as above."
+        f"vertically (first at the bottom); {scale_note}."
     )
     return Viewer(key, f"Reformat: {plane}", frames, caption)
 
@@ -207,3 +225,106 @@ def sr_report_page(
     html.require_frames(viewers, Path(run["output"]))
     geometry = geometry_table(stack, factor)
     return html.sr_html(run, geometry, command, machine_info(device), viewers)
+
+
+# ----------------------------------------------------------------------------- through-plane
+
+
+def through_plane_geometry_table(
+    in_shape: Sequence[int],
+    in_affine: np.ndarray,
+    out_shape: Sequence[int],
+    out_affine: np.ndarray,
+    axis: int,
+) -> Table:
+    """Shape and voxel size of the thick input and of the output, and along the thick axis
+    its plane, voxel count and voxel size."""
+    plane = _plane_names(in_affine)[axis]
+    rows = []
+    for label, shape, affine in (("input", in_shape, in_affine), ("output", out_shape, out_affine)):
+        sizes = voxel_sizes(affine)
+        along = f"{plane}: {int(shape[axis])} voxels of {sizes[axis]:.4g} mm"
+        rows.append([label, _shape(shape), _mm(sizes), along])
+    return Table(["", "shape (voxels)", "voxel size (mm)", "thick axis"], rows, "llll")
+
+
+def through_plane_viewers(
+    volume: np.ndarray,
+    sr: np.ndarray,
+    affine: np.ndarray,
+    axis: int,
+    *,
+    limit: int = REPORT_SLICES,
+) -> list[Viewer]:
+    """Viewers of the thick input `volume` (voxel to world: `affine`) and the output `sr`, both
+    3-D in the input's intensities, `sr` finer along `axis` over the same extent.
+
+    First the two reformats that hold `axis` (drawn vertically), then the thick slices.
+    """
+    lr, out = np.moveaxis(volume, axis, 0), np.moveaxis(sr, axis, 0)
+    win = window(lr)
+    planes = _plane_names(affine)
+    rows_axis, cols_axis = (a for a in range(3) if a != axis)
+    thick_mm, rows_mm, cols_mm = voxel_sizes(affine)[[axis, rows_axis, cols_axis]]
+    n, h, w = lr.shape
+    # The in-plane axes keep their voxels (factor 1); along the thick axis input and output
+    # span the same extent, n thick voxels.
+    cuts = (
+        ("reformat-1", 1, planes[rows_axis], n * thick_mm / (w * cols_mm)),
+        ("reformat-2", 2, planes[cols_axis], n * thick_mm / (h * rows_mm)),
+    )
+    notes = (_window_note(win), "same window and physical scale as above")
+    viewers = [
+        _reformat(key, plane, lr, out, dim, 1, win, aspect, limit, scale_note=note)
+        for (key, dim, plane, aspect), note in zip(cuts, notes, strict=True)
+    ]
+    viewers.append(_thick_slices(planes[axis], lr, out, win, h * rows_mm / (w * cols_mm), limit))
+    return viewers
+
+
+def _thick_slices(
+    plane: str,
+    lr: np.ndarray,
+    out: np.ndarray,
+    win: tuple[float, float],
+    aspect: float,
+    limit: int,
+) -> Viewer:
+    """The thick slices (`lr`, stacked along dimension 0), each beside the slice of `out` that
+    holds its centre."""
+    n, m = len(lr), len(out)
+    frames = []
+    for i in select_evenly(n, limit):
+        j = (2 * i + 1) * m // (2 * n)  # the output voxel holding input voxel i's centre
+        label = f"thick slice {i} of {n} (output slice {j} of {m})"
+        frames.append(_frame(label, aspect, lr[i], out[j], win, ""))
+    caption = (
+        f"{len(frames)} of {n} thick slices, evenly spaced, each beside the output slice at "
+        "its centre; same window and physical scale as above."
+    )
+    return Viewer("slices", f"Slices: {plane}, the thick slices", frames, caption)
+
+
+def through_plane_report_page(
+    volume: np.ndarray,
+    affine: np.ndarray,
+    sr: np.ndarray,
+    sr_affine: np.ndarray,
+    axis: int,
+    run: dict,
+    command: str,
+    device: str,
+) -> str:
+    """report.html of `wavesr sr --through-plane --report` (`sr` in the input's intensities,
+    as written with `sr_affine`; `axis` the thick axis)."""
+    viewers = through_plane_viewers(volume, sr, affine, axis)
+    html.require_frames(viewers, Path(run["output"]))
+    geometry = through_plane_geometry_table(volume.shape, affine, sr.shape, sr_affine, axis)
+    plane = _plane_names(affine)[axis]
+    thick, fine = voxel_sizes(affine)[axis], voxel_sizes(sr_affine)[axis]
+    intro = (
+        f"{run['input']}: thick {plane} slices super-resolved from {thick:.4g} to {fine:.4g} mm "
+        f"along the thick axis, written to {run['output']} ({run['slices']} reformat slices, "
+        f"{run['super_resolved']} through the model)."
+    )
+    return html.sr_html(run, geometry, command, machine_info(device), viewers, intro=intro)
