@@ -55,6 +55,7 @@ def tiny_through_plane_model(tmp_path_factory, train_data) -> Path:
     """A tiny x4 through-plane bundle (data.degradation=slice-axis), one step per stage."""
     root = tmp_path_factory.mktemp("tiny_through_plane")
     args = [*tiny_train_args(train_data), "--set", "data.degradation=slice-axis"]
+    args += ["--set", "autoencoder.lr_condition=bands"]  # as the bundled through-plane model
     assert main(["train", "autoencoder", *args, "--out", str(root / "ae")]) == 0
     ldt = ["train", "ldt", *args, "--autoencoder", str(root / "ae"), "--out", str(root / "ldt")]
     assert main(ldt) == 0

@@ -121,6 +121,39 @@ def test_ll_residual_passes_the_lr_ll_band_through():
         assert torch.equal(plain(lr_up, hr)["bands_hat"], torch.zeros(2, 4, 16, 16))
 
 
+def test_lr_condition_bands_passes_every_lr_band_through():
+    model = _tiny(lr_condition="bands")
+    _zero_final_conv(model)
+    lr_up, hr = _images(2, 32)
+    lr_up = lr_up + 0.1 * torch.rand(2, 1, 32, 32)  # detail in the LR's high bands too
+    with torch.no_grad():
+        out = model(lr_up, hr)
+    torch.testing.assert_close(out["bands_hat"], dwt2(lr_up))
+
+
+def test_only_a_bands_decoder_sees_the_lr_detail_bands():
+    ll_latent, high = torch.randn(2, 3, 4, 4), torch.randn(2, 9, 4, 4)
+    lr_bands = torch.rand(2, 4, 16, 16)
+    other = lr_bands.clone()
+    other[:, 2] += 0.5  # another HL band, the same LL band
+    for condition, sees_detail in (("ll", False), ("bands", True)):
+        model = _tiny(lr_condition=condition)
+        with torch.no_grad():
+            a = model.decode(ll_latent, high, lr_bands)
+            b = model.decode(ll_latent, high, other)
+        # Residual aside, the network's own output changes only if it sees the band.
+        n = model.config.condition_band_count
+        a[:, :n] -= lr_bands[:, :n]
+        b[:, :n] -= other[:, :n]
+        assert torch.allclose(a, b) is not sees_detail
+
+
+def test_a_bands_decoder_refuses_the_ll_band_alone():
+    model = _tiny(lr_condition="bands")
+    with pytest.raises(ValueError, match="sees 4 LR bands"):
+        model.decode(torch.randn(1, 3, 4, 4), torch.randn(1, 9, 4, 4), torch.rand(1, 1, 16, 16))
+
+
 def test_condition_dropout_hides_the_lr_from_dropped_samples_in_training_only():
     model = _tiny(condition_dropout=0.5)
     ll_latent, high = torch.randn(2, 3, 4, 4), torch.randn(2, 9, 4, 4)

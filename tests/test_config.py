@@ -133,6 +133,7 @@ def test_override_below_a_scalar_is_an_error():
         ("diffusion.predict=v", "diffusion.predict"),
         ("autoencoder.downsample=3", "autoencoder.downsample"),
         ("autoencoder.latent_channels=4", "ldt.in_channels"),
+        ("autoencoder.lr_condition=all", "autoencoder.lr_condition must be ll or bands"),
         ("ldt_training.train.batch_size=0", "ldt_training.train.batch_size"),
         ("autoencoder_training.optim.lr=0", "autoencoder_training.optim.lr"),
         ("autoencoder_training.train.checkpoint_every=0", "checkpoint_every"),

@@ -53,6 +53,16 @@ class AutoencoderConfig:
     # latent (the LL residual is kept). The latents must then carry the whole band, not just what
     # the LR lacks, which makes them predictable from the LR (docs/design.md, "Condition dropout").
     condition_dropout: float = 0.0
+    # What of the LR the decoder's final block sees: its LL band ("ll", the paper's design) or all
+    # four of its Haar bands ("bands"), each output band then predicted as a residual on the LR's.
+    # "bands" is for degradations that keep detail in the LR's high bands, e.g. `slice-axis`,
+    # whose LR keeps every column frequency (docs/design.md, "What the through-plane decoder sees").
+    lr_condition: str = "ll"
+
+    @property
+    def condition_band_count(self) -> int:
+        """LR Haar bands the decoder's final block sees."""
+        return NUM_BANDS if self.lr_condition == "bands" else 1
 
     @property
     def encoded_bands(self) -> int:
@@ -97,11 +107,13 @@ def autoencoder_preset(name: str, **overrides) -> AutoencoderConfig:
 
 
 class ConditionedFinalBlock(nn.Module):
-    """Final decoder block: fuses decoder features with the LR LL band (pixel space)."""
+    """Final decoder block: fuses decoder features with the LR band(s) (pixel space)."""
 
-    def __init__(self, feat_channels: int, width: int, groups: int, layers: int = 1) -> None:
+    def __init__(
+        self, feat_channels: int, width: int, groups: int, layers: int = 1, cond_bands: int = 1
+    ) -> None:
         super().__init__()
-        self.cond_in = nn.Conv2d(1, width, 3, padding=1)
+        self.cond_in = nn.Conv2d(cond_bands, width, 3, padding=1)
         self.fuse = ResnetBlock2D(
             in_channels=feat_channels + width, out_channels=width, temb_channels=None, groups=groups
         )
@@ -117,8 +129,8 @@ class ConditionedFinalBlock(nn.Module):
         self.norm = nn.GroupNorm(groups, width)
         self.out = nn.Conv2d(width, NUM_BANDS, 3, padding=1)
 
-    def forward(self, feats: Tensor, ll_lr: Tensor) -> Tensor:
-        x = torch.cat([feats, self.cond_in(ll_lr)], dim=1)
+    def forward(self, feats: Tensor, lr_bands: Tensor) -> Tensor:
+        x = torch.cat([feats, self.cond_in(lr_bands)], dim=1)
         x = self.fuse(x, None)
         for block in self.refine:
             x = block(x, None)
@@ -153,7 +165,11 @@ class FrequencyAutoencoder(nn.Module):
             mid_block_add_attention=config.mid_attention,
         )
         self.final = ConditionedFinalBlock(
-            widths[0], config.cond_channels, config.norm_num_groups, config.final_layers
+            widths[0],
+            config.cond_channels,
+            config.norm_num_groups,
+            config.final_layers,
+            config.condition_band_count,
         )
         self.register_buffer(
             "band_scales", torch.tensor(config.band_scales, dtype=torch.float32), persistent=False
@@ -200,23 +216,45 @@ class FrequencyAutoencoder(nn.Module):
         self,
         ll_latent: Tensor,
         high_latents: Tensor,
-        ll_lr: Tensor,
+        lr_bands: Tensor,
         keep_condition: Tensor | None = None,
     ) -> Tensor:
-        """Eq. 3: LL latent (B, 3) + generated latents (B, 9 or 12) and the LR LL band -> bands.
+        """Eq. 3: LL latent (B, 3) + generated latents (B, 9 or 12) and the LR's bands -> bands.
 
-        ``keep_condition`` (B, 1, 1, 1) of 0 / 1 hides the LR LL latent and band from the samples
-        marked 0 (condition dropout); the LL residual still adds the LR LL band.
+        ``lr_bands`` are the LR's Haar bands (B, 4, h, w); (B, 1, h, w), the LL band alone, is
+        enough for a decoder with ``lr_condition`` "ll". ``keep_condition`` (B, 1, 1, 1) of 0 / 1
+        hides the LR LL latent and bands from the samples marked 0 (condition dropout); the
+        residual still adds the LR band(s).
         """
-        cond_latent, cond_band = ll_latent, ll_lr
+        lr_seen = self.condition_bands(lr_bands)
+        cond_latent, cond_bands = ll_latent, lr_seen
         if keep_condition is not None:
-            cond_latent, cond_band = ll_latent * keep_condition, ll_lr * keep_condition
+            cond_latent, cond_bands = ll_latent * keep_condition, lr_seen * keep_condition
         feats = self.decoder(torch.cat([cond_latent, high_latents], dim=1))
-        feats = feats[..., : ll_lr.shape[-2], : ll_lr.shape[-1]]
-        out = self.final(feats, cond_band) / self.band_scales[:NUM_BANDS].view(1, -1, 1, 1)
+        feats = feats[..., : lr_seen.shape[-2], : lr_seen.shape[-1]]
+        out = self.final(feats, self.scaled_condition(cond_bands))
+        out = out / self.band_scales[:NUM_BANDS].view(1, -1, 1, 1)
         if self.config.ll_residual:
-            out = torch.cat([out[:, :1] + ll_lr, out[:, 1:]], dim=1)
+            n = lr_seen.shape[1]
+            out = torch.cat([out[:, :n] + lr_seen, out[:, n:]], dim=1)
         return out
+
+    def condition_bands(self, lr_bands: Tensor) -> Tensor:
+        """The LR bands the decoder sees: the LL band, or all four (``lr_condition``)."""
+        n = self.config.condition_band_count
+        if lr_bands.shape[1] < n:
+            raise ValueError(
+                f"this decoder sees {n} LR bands (autoencoder.lr_condition="
+                f"{self.config.lr_condition!r}); got {lr_bands.shape[1]}"
+            )
+        return lr_bands[:, :n]
+
+    def scaled_condition(self, cond_bands: Tensor) -> Tensor:
+        """The LR detail bands at the encoder's scale, as the HR's are; the LL band as it is."""
+        if cond_bands.shape[1] == 1:
+            return cond_bands
+        detail = cond_bands[:, 1:] * self.band_scales[1:NUM_BANDS].view(1, -1, 1, 1)
+        return torch.cat([cond_bands[:, :1], detail], dim=1)
 
     def condition_keep_mask(self, x: Tensor) -> Tensor | None:
         """A random (B, 1, 1, 1) 0 / 1 mask for condition dropout, or None when it is off."""
@@ -248,9 +286,7 @@ class FrequencyAutoencoder(nn.Module):
         ll_latent, high_latents = self.split_latents(latents)
         if replace_generated is not None:
             high_latents = replace_generated(ll_latent, high_latents)
-        bands_hat = self.decode(
-            ll_latent, high_latents, lr_bands[:, :1], self.condition_keep_mask(lr_up)
-        )
+        bands_hat = self.decode(ll_latent, high_latents, lr_bands, self.condition_keep_mask(lr_up))
         return {
             "bands_hat": bands_hat,
             "hr_bands": hr_bands,

@@ -322,6 +322,7 @@ def _model_checks(config: WaveSRConfig) -> list[tuple[bool, str]]:
             0 <= ae.condition_dropout < 1,
             "autoencoder.condition_dropout must be in [0, 1)",
         ),
+        (ae.lr_condition in ("ll", "bands"), "autoencoder.lr_condition must be ll or bands"),
     ]
     for name in ("autoencoder_training", "ldt_training", "decoder_training", "baseline_training"):
         optim = getattr(config, name).optim

@@ -283,8 +283,8 @@ class WaveSRZeroLatents:
     @torch.no_grad()
     def __call__(self, lr: Tensor, lr_up: Tensor, hr: Tensor) -> Tensor:
         pipe = self.pipeline
-        ll_lr, ll_latent, size = pipe.encode_condition(lr_up)
-        sr = pipe.decode(ll_lr, ll_latent, self.generated_latents(ll_latent), size)
+        lr_bands, ll_latent, size = pipe.encode_condition(lr_up)
+        sr = pipe.decode(lr_bands, ll_latent, self.generated_latents(ll_latent), size)
         degradation = self.degradation or pipe.degradation
         return back_project(sr, lr_up.to(pipe.device), degradation, self.consistency_steps)
 

@@ -104,7 +104,7 @@ class WaveSRPipeline:
         check_consistency_steps(consistency_steps)
         if self.ldt is None:
             raise CheckpointError("this model has no LDT (an autoencoder-only run)", None)
-        ll_lr, ll_latent, size = self.encode_condition(lr_up)
+        lr_bands, ll_latent, size = self.encode_condition(lr_up)
         high_latents = self.sample_high_frequency_latents(
             ll_latent,
             steps=steps,
@@ -113,24 +113,24 @@ class WaveSRPipeline:
             temperature=temperature,
             progress=progress,
         )
-        sr = self.decode(ll_lr, ll_latent, high_latents, size)
+        sr = self.decode(lr_bands, ll_latent, high_latents, size)
         if consistency_steps is None:
             consistency_steps = self.config.diffusion.consistency_steps
         degradation = degradation or self.degradation
         return back_project(sr, lr_up.to(self.device), degradation, consistency_steps)
 
     def encode_condition(self, lr_up: Tensor) -> tuple[Tensor, Tensor, tuple[int, int]]:
-        """LR on the HR grid -> (its LL band, the LL latent that conditions the LDT, the size
+        """LR on the HR grid -> (its Haar bands, the LL latent that conditions the LDT, the size
         to crop back to); the input is padded to a multiple of ``stride``."""
         x, size = pad_to_multiple(lr_up.to(self.device), self.stride)
-        ll_lr = dwt2(x)[:, :1]
-        return ll_lr, self.autoencoder.encode_band(ll_lr, 0).mode(), size
+        lr_bands = dwt2(x)
+        return lr_bands, self.autoencoder.encode_band(lr_bands[:, :1], 0).mode(), size
 
     def decode(
-        self, ll_lr: Tensor, ll_latent: Tensor, high_latents: Tensor, size: tuple[int, int]
+        self, lr_bands: Tensor, ll_latent: Tensor, high_latents: Tensor, size: tuple[int, int]
     ) -> Tensor:
-        """Decoder (conditioned on the LR LL band) -> inverse DWT -> the SR slice, cropped."""
-        bands = self.autoencoder.decode(ll_latent, high_latents, ll_lr)
+        """Decoder (conditioned on the LR's bands) -> inverse DWT -> the SR slice, cropped."""
+        bands = self.autoencoder.decode(ll_latent, high_latents, lr_bands)
         return crop_to(idwt2(bands), size).clamp(0.0, 1.0)
 
     @property
@@ -206,7 +206,7 @@ class WaveSRPipeline:
         y, _ = pad_to_multiple(hr.to(self.device), self.stride)
         latents = self.autoencoder.encode_pair(x, y).mode()
         ll_latent, high = self.autoencoder.split_latents(latents)
-        return self.decode(dwt2(x)[:, :1], ll_latent, high, size)
+        return self.decode(dwt2(x), ll_latent, high, size)
 
     def super_resolve(self, lr: Tensor, **kwargs) -> Tensor:
         """SR of LR slices at low resolution (B, 1, h, w) -> (B, 1, h*scale, w*scale), or for a

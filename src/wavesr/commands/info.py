@@ -65,8 +65,8 @@ def measure_costs(autoencoder, ldt, size: int) -> ModelCosts:
     stride = autoencoder.stride * ldt.config.patch_size
     padded = -(-size // stride) * stride
     image = torch.rand(1, 1, padded, padded)
-    ll = dwt2(image)[:, :1]
-    ll_latent = autoencoder.encode_band(ll, 0).mode()
+    lr_bands = dwt2(image)
+    ll_latent = autoencoder.encode_band(lr_bands[:, :1], 0).mode()
     h, w = ll_latent.shape[-2:]
     noise = torch.randn(1, ldt.config.in_channels, h, w)
     t = torch.tensor([500])
@@ -76,7 +76,7 @@ def measure_costs(autoencoder, ldt, size: int) -> ModelCosts:
         ldt_params=count_parameters(ldt),
         encode_flops=flops_per_call(lambda: autoencoder.encode_band(dwt2(image)[:, :1], 0).mode()),
         ldt_step_flops=flops_per_call(lambda: ldt(noise, t, ll_latent)),
-        decode_flops=flops_per_call(lambda: idwt2(autoencoder.decode(ll_latent, noise, ll))),
+        decode_flops=flops_per_call(lambda: idwt2(autoencoder.decode(ll_latent, noise, lr_bands))),
     )
 
 

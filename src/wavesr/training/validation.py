@@ -75,7 +75,7 @@ class LDTValidator:
         with torch.no_grad():
             latents = autoencoder.encode_pair(lr_up, hr).mode()
         self.ll_latent, self.target = autoencoder.split_latents(latents)
-        self.ll_lr, self.hr = dwt2(lr_up)[:, :1], hr
+        self.lr_bands, self.hr = dwt2(lr_up), hr
         self.psnr_zero = self._psnr(torch.zeros_like(self.target))
         self.psnr_oracle = self._psnr(self.target)
 
@@ -94,7 +94,7 @@ class LDTValidator:
 
     @torch.no_grad()
     def _psnr(self, generated: Tensor) -> float:
-        bands = self.autoencoder.decode(self.ll_latent, generated, self.ll_lr)
+        bands = self.autoencoder.decode(self.ll_latent, generated, self.lr_bands)
         return mean_psnr(idwt2(bands), self.hr)
 
     @torch.no_grad()
