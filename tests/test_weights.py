@@ -11,7 +11,7 @@ import torch
 from wavesr.bundle import load_bundle, sha256_of
 from wavesr.errors import CheckpointError
 from wavesr.pipeline import WaveSRPipeline
-from wavesr.weights import baseline_dir, default_model_dir
+from wavesr.weights import baseline_dir, default_model_dir, through_plane_model_dir
 
 
 def test_default_model_checksums_match_the_manifest() -> None:
@@ -30,10 +30,17 @@ def test_model_card_lists_the_bundled_checksums() -> None:
     if not card.is_file():
         pytest.skip("docs/ not present (installed package)")
     text = card.read_text()
-    roots = [default_model_dir(), baseline_dir("edsr"), baseline_dir("pixel-diffusion")]
+    roots = [default_model_dir(), through_plane_model_dir()]
+    roots += [baseline_dir("edsr"), baseline_dir("pixel-diffusion")]
     for root in roots:
         for entry in json.loads((root / "wavesr.json").read_text())["files"].values():
             assert entry["sha256"] in text, f"{root.name}/{entry['file']}"
+
+
+def test_through_plane_model_is_a_slice_axis_model_that_sees_every_lr_band() -> None:
+    config = load_bundle(through_plane_model_dir()).config
+    assert config.data.degradation == "slice-axis" and config.data.scale == 4
+    assert config.autoencoder.lr_condition == "bands"
 
 
 def test_default_model_super_resolves_a_small_slice() -> None:

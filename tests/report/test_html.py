@@ -299,6 +299,17 @@ def test_benchmark_report_embeds_its_figures(bench_report: Path) -> None:
 # ----------------------------------------------------------------------------- sr
 
 
+def assert_frames(viewers: dict, expected: dict) -> None:
+    """Each viewer's frame count, input / output panel sizes and displayed aspect."""
+    for key, (n, lr_shape, sr_shape, aspect) in expected.items():
+        frames = viewers[key]["frames"]
+        assert len(frames) == n
+        for frame in frames:
+            inp, outp = (png(p["src"]) for p in frame["panels"])
+            assert inp.shape == lr_shape and outp.shape == sr_shape
+            assert frame["aspect"] == pytest.approx(aspect)
+
+
 def test_sr_report_shows_input_and_output_through_the_volume(sr_report: Path) -> None:
     text, page = read_page(sr_report)
     assert_self_contained(text, page)
@@ -316,13 +327,7 @@ def test_sr_report_shows_input_and_output_through_the_volume(sr_report: Path) ->
         "reformat-1": (12, (4, 10), (4, 40), 4 * 3.0 / (10 * 2.0)),
         "reformat-2": (10, (4, 12), (4, 48), 4 * 3.0 / (12 * 1.5)),
     }
-    for key, (n, lr_shape, sr_shape, aspect) in expected.items():
-        frames = viewers[key]["frames"]
-        assert len(frames) == n
-        for frame in frames:
-            inp, outp = (png(p["src"]) for p in frame["panels"])
-            assert inp.shape == lr_shape and outp.shape == sr_shape
-            assert frame["aspect"] == pytest.approx(aspect)
+    assert_frames(viewers, expected)
 
 
 def test_sr_report_windows_input_and_output_alike(sr_report: Path, lr_volume: Path) -> None:
@@ -423,13 +428,7 @@ def test_through_plane_report_cuts_across_the_thick_slices(tp_report: Path) -> N
         "reformat-2": (10, (3, 16), (14, 16), 3 * 6.0 / (16 * 1.0)),
         "slices": (3, (16, 10), (16, 10), 16 * 1.0 / (10 * 1.5)),
     }
-    for key, (n, lr_shape, sr_shape, aspect) in expected.items():
-        frames = viewers[key]["frames"]
-        assert len(frames) == n
-        for frame in frames:
-            inp, outp = (png(p["src"]) for p in frame["panels"])
-            assert inp.shape == lr_shape and outp.shape == sr_shape
-            assert frame["aspect"] == pytest.approx(aspect)
+    assert_frames(viewers, expected)
     # Each thick slice beside the output slice holding its centre: 14 / 3 output voxels each.
     assert [f["label"] for f in viewers["slices"]["frames"]] == [
         f"thick slice {i} of 3 (output slice {j} of 14)" for i, j in ((0, 2), (1, 7), (2, 11))
