@@ -74,8 +74,8 @@ class ThroughPlaneResult:
 
     def summary(self) -> str:
         """One line: the axis and sizes, the factor, the slices, the output and its voxel."""
-        f = self.factor
-        resample = f", then {self.resampling()}" if self.resampling() else ""
+        f, resampling = self.factor, self.resampling()
+        resample = f", then {resampling}" if resampling else ""
         filled = self.slices - self.super_resolved
         near_empty = f", {filled} near-empty" if self.method == "wavesr" and filled else ""
         shape = "x".join(str(n) for n in self.shape)
