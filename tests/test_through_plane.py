@@ -338,6 +338,39 @@ def test_2d_inputs_and_isotropic_volumes_exit_2_and_write_nothing(tmp_path, caps
     )
 
 
+def test_cli_self_ensemble_runs_every_flip_and_says_so(monkeypatch, tmp_path, capsys):
+    src = _save(tmp_path / "thick.nii.gz", _ramp((16, 12, 4)), _affine((1, 1, 4), False))
+    stub = _Stub()
+    _stub_pipeline(monkeypatch, stub)
+    out = tmp_path / "iso.nii.gz"
+    argv = ["sr", str(src), "-o", str(out), "--through-plane", "--self-ensemble", "4"]
+    assert main([*argv, "--quiet", "--report", str(tmp_path / "r.html")]) == 0
+    # 2 stacks (12 and 16 reformats, batch 16) times 4 flips; the stub is flip-equivariant
+    assert sorted(c[0] for c in stub.calls) == [(12, 1, 16, 16)] * 4 + [(16, 1, 16, 12)] * 4
+    assert "x4 wavesr on 28 slices (2 stacks, 4 flips)" in capsys.readouterr().out
+    inside = range(6, 10)
+    np.testing.assert_allclose(
+        np.take(nib.load(str(out)).get_fdata(), inside, 2),
+        np.take(bicubic_along_axis(_ramp((16, 12, 4)), 2, 4), inside, 2),
+        rtol=1e-5,
+    )
+    text = (tmp_path / "r.html").read_text()
+    assert "4 flips (averaged)" in text and "--self-ensemble 4" in text
+
+
+def test_self_ensemble_needs_through_plane_and_a_supported_size(tmp_path, capsys):
+    src = _save(tmp_path / "thick.nii.gz", _ramp((16, 12, 4)), _affine((1, 1, 4), False))
+    out = tmp_path / "iso.nii.gz"
+    argv = ["sr", str(src), "-o", str(out), "--quiet"]
+    _fails([*argv, "--self-ensemble", "2"], out, capsys, "--self-ensemble is an option of")
+    with pytest.raises(SystemExit) as exit_info:  # argparse's choices: exit 2 as well
+        main([*argv, "--through-plane", "--self-ensemble", "3"])
+    assert exit_info.value.code == 2 and not out.exists()
+    with pytest.raises(ConfigError, match="--self-ensemble must be one of"):
+        run_through_plane(src, out, upsampler=cubic_rows, self_ensemble=8)
+    assert not out.exists()
+
+
 def test_forced_axis_on_an_isotropic_volume_by_plane_name(tmp_path):
     src = _save(tmp_path / "iso_in.nii.gz", _ramp((9, 10, 8)), np.diag([1.0, 1, 1, 1]))
     out = tmp_path / "o.nii.gz"

@@ -15,6 +15,7 @@ from tqdm.auto import tqdm
 import wavesr.weights
 from wavesr.cli import main
 from wavesr.degrade import Degradation
+from wavesr.errors import ConfigError
 from wavesr.through_plane_eval import (
     ThroughPlaneSettings,
     evaluate_through_plane,
@@ -153,6 +154,21 @@ def test_cli_writes_metrics_report_and_figure(tmp_path, tiny_model, tiny_through
     assert "| v2.nii.gz | wavesr-adapted |" in report
 
 
+def test_self_ensemble_reaches_the_model_methods(tmp_path, tiny_through_plane_model):
+    vol = _save(tmp_path / "v.nii.gz", 1000 * _blobs(3))
+    scores = {}
+    for size in (1, 2):
+        settings = ThroughPlaneSettings(steps=1, self_ensemble=size)
+        result = evaluate_through_plane(
+            [vol], ["wavesr"], settings, model=tiny_through_plane_model, progress=False
+        )
+        assert result.metrics["settings"]["self_ensemble"] == size
+        scores[size] = result.metrics["methods"]["wavesr"]["held_back"]["psnr"]
+    assert scores[1] != scores[2]  # an untrained model is not flip-equivariant
+    with pytest.raises(ConfigError, match="--self-ensemble must be one of"):
+        ThroughPlaneSettings(self_ensemble=3).validate()
+
+
 def _fails(argv: list[str], out: Path, capsys, message: str) -> None:
     assert main(argv) == 2
     err = capsys.readouterr().err
@@ -174,5 +190,6 @@ def test_bad_inputs_exit_2_and_write_nothing(tmp_path, capsys, monkeypatch):
     _fails(["evaluate", str(ok), *tp, "--methods", "bicubic"], out, capsys, "unknown through")
     _fails(["evaluate", str(ok), *tp, "--max-slices", "3"], out, capsys, "--max-slices is not")
     _fails(["evaluate", str(ok), "--out", str(out), "--axis", "1"], out, capsys, "--axis is an")
+    _fails(["evaluate", str(ok), "--out", str(out), "--self-ensemble", "2"], out, capsys, "--self")
     monkeypatch.setattr(wavesr.weights, "WEIGHTS_DIR", tmp_path)
     _fails(["evaluate", str(ok), *tp, "--methods", "wavesr"], out, capsys, "no through-plane model")

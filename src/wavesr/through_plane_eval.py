@@ -46,6 +46,7 @@ from wavesr.evaluate import dataset_names, json_number, png_writers, select_even
 from wavesr.report import machine_info
 from wavesr.report.through_plane import FIGURE, cut_figure, through_plane_markdown
 from wavesr.runtime import resolve_device
+from wavesr.self_ensemble import check_ensemble_size, flip_ensemble
 from wavesr.self_supervised import (
     ADAPT_MAX_STEPS,
     adapt_decoder,
@@ -83,6 +84,7 @@ class ThroughPlaneSettings:
     slice_gap: float = 0.0
     max_volumes: int | None = None  # per DATA argument, evenly spaced
     stacks: int = 2
+    self_ensemble: int = 1  # flips averaged per reformat (`self_ensemble.flip_ensemble`)
     steps: int = 50
     seed: int = 0
     batch: int = 16
@@ -97,6 +99,7 @@ class ThroughPlaneSettings:
         if self.max_volumes is not None and self.max_volumes < 1:
             raise ConfigError(f"--max-volumes must be at least 1, got {self.max_volumes}")
         partner_axes(0, self.stacks)
+        check_ensemble_size(self.self_ensemble)
         check_options(self.sr_options())
         check_temperature(self.temperature)
         check_consistency_steps(self.consistency_steps)
@@ -233,6 +236,7 @@ class ModelMethod:
     stacks: int = 2
     adapt_minutes: float = 0.0
     adapt_max_steps: int = ADAPT_MAX_STEPS
+    self_ensemble: int = 1
     adaptations: list[dict] = field(default_factory=list)
 
     def __call__(self, vol: EvalVolume, lr: np.ndarray) -> np.ndarray:
@@ -255,7 +259,9 @@ class ModelMethod:
 
     def super_resolve(self, vol: EvalVolume, lr: np.ndarray) -> np.ndarray:
         s = vol.hr.shape[vol.axis] // lr.shape[vol.axis]
-        rows = ModelRows(self.pipeline, s, self.opts, tqdm(disable=True))
+        rows = flip_ensemble(
+            ModelRows(self.pipeline, s, self.opts, tqdm(disable=True)), self.self_ensemble
+        )
         # A dimensionless factor: exactly s times the slices, the HR grid.
         factor = AxisFactor(model=s, thick=float(s), fine=1.0)
         sr, _ = super_resolve_volume(lr, vol.affine, vol.axis, factor, rows, self.stacks)
@@ -309,6 +315,7 @@ def build_methods(
                 settings.stacks,
                 settings.adapt_minutes if name == "wavesr-adapted" else 0.0,
                 settings.adapt_max_steps,
+                settings.self_ensemble,
             )
     return built
 
@@ -534,6 +541,7 @@ def settings_entry(
         "normalization": NORMALIZATION,
         "max_volumes": settings.max_volumes,
         "stacks": settings.stacks,
+        "self_ensemble": settings.self_ensemble,
         "steps": settings.steps,
         "seed": settings.seed,
         "batch": settings.batch,

@@ -29,6 +29,7 @@ from wavesr.degrade import slice_upsample
 from wavesr.errors import ConfigError, InputError, OutputError
 from wavesr.io_atomic import check_output_path
 from wavesr.runtime import resolve_device
+from wavesr.self_ensemble import check_ensemble_size, flip_ensemble
 from wavesr.self_supervised import Adaptation, adapt_decoder, check_adapt_minutes
 from wavesr.sr import (
     NIFTI,
@@ -70,6 +71,7 @@ class ThroughPlaneResult:
     method: str  # "wavesr", or the name of the upsampler passed in
     seconds: float
     adaptation: Adaptation | None = None  # --adapt-minutes: the decoder's fine-tuning
+    self_ensemble: int = 1  # flips of each reformat averaged
     report: Path | None = None  # report.html, when one was asked for
 
     def summary(self) -> str:
@@ -81,10 +83,11 @@ class ThroughPlaneResult:
         shape = "x".join(str(n) for n in self.shape)
         voxel = " x ".join(f"{v:.4g}" for v in self.voxel_size)
         adapted = "" if self.adaptation is None else f"; {self.adaptation.summary()}"
+        flips = f", {self.self_ensemble} flips" if self.self_ensemble > 1 else ""
         return (
             f"sr --through-plane: axis {self.axis}, {f.thick:.4g} -> {f.fine:.4g} mm: "
             f"x{f.model} {self.method} on {self.slices} slices ({self.stacks} stacks"
-            f"{near_empty}){resample} -> {self.output} ({shape}, voxel {voxel} mm) "
+            f"{flips}{near_empty}){resample} -> {self.output} ({shape}, voxel {voxel} mm) "
             f"in {self.seconds:.1f} s{adapted}"
         )
 
@@ -138,6 +141,7 @@ def run_through_plane(
     stacks: int = 2,
     upsampler: Callable[[int], RowUpsample] | None = None,
     adapt_minutes: float = 0.0,
+    self_ensemble: int = 1,
     report: str | Path | None = None,
     command: str = "",
 ) -> ThroughPlaneResult:
@@ -148,6 +152,8 @@ def run_through_plane(
     factor -> `RowUpsample`, replaces the model (e.g. `through_plane.cubic_rows`); with it the
     factor defaults to the nearest of 2, 4, 8. `adapt_minutes` > 0 first fine-tunes the
     model's decoder on the volume's own in-plane slices (`self_supervised.adapt_decoder`).
+    `self_ensemble` 2 or 4 averages the model over that many flips of each reformat
+    (`self_ensemble.flip_ensemble`; that many times the time).
     With `report`, also write that HTML page: input and output side by side, reformats across
     the thick axis (`command` is shown on it).
     """
@@ -157,6 +163,7 @@ def run_through_plane(
     report = None if report is None else Path(report)
     start = time.perf_counter()
     _check_options(opts, scale, stacks)
+    self_ensemble = check_ensemble_size(self_ensemble)
     adapt_minutes = check_adapt_minutes(adapt_minutes)
     if adapt_minutes and upsampler is not None:
         raise ConfigError("--adapt-minutes fine-tunes the model: it needs no upsampler")
@@ -179,12 +186,13 @@ def run_through_plane(
             pipeline, volume, axis, adapt_minutes, model_dir=model_dir, progress=opts.progress
         )
     total = sum(volume.shape[3 - axis - p] for p in partner_axes(axis, stacks))
-    with _bar(total, opts.progress) as bar:
+    with _bar(total * self_ensemble, opts.progress) as bar:
         if upsampler is None:
             rows = ModelRows(pipeline, factor.model, opts, bar)
         else:
             rows = _counted(upsampler(factor.model), bar)
-        sr, new_affine = super_resolve_volume(volume, affine, axis, factor, rows, stacks)
+        ensemble = flip_ensemble(rows, self_ensemble)
+        sr, new_affine = super_resolve_volume(volume, affine, axis, factor, ensemble, stacks)
     result = ThroughPlaneResult(
         output=output,
         shape=tuple(int(n) for n in sr.shape),
@@ -194,10 +202,11 @@ def run_through_plane(
         n_in=int(volume.shape[axis]),
         stacks=stacks,
         slices=total,
-        super_resolved=rows.super_resolved if isinstance(rows, ModelRows) else 0,
+        super_resolved=rows.super_resolved // self_ensemble if isinstance(rows, ModelRows) else 0,
         method="wavesr" if upsampler is None else getattr(upsampler, "__name__", "custom"),
         seconds=time.perf_counter() - start,
         adaptation=adaptation,
+        self_ensemble=self_ensemble,
         report=report,
     )
     page = None
@@ -238,6 +247,7 @@ def _report_run(
         "resampling": result.resampling() or "none (the ratio is the factor)",
         "stacks": f"{result.stacks} (averaged)" if result.stacks > 1 else "1",
         "adapt_minutes": adapted,
+        "self_ensemble": f"{n} flips (averaged)" if (n := result.self_ensemble) > 1 else "1 (off)",
     }
     if model_dir is not None:
         run |= sampling_settings(opts)

@@ -67,6 +67,15 @@ def add_through_plane_options(p: argparse.ArgumentParser) -> None:
         help="--through-plane: at most K volumes per DATA argument, evenly spaced",
     )
     p.add_argument(
+        "--self-ensemble",
+        type=int,
+        default=None,
+        choices=[1, 2, 4],
+        metavar="N",
+        help="--through-plane: the model methods average N flips of each reformat (1, 2 or 4; "
+        "default 1: off)",
+    )
+    p.add_argument(
         "--adapt-minutes",
         type=float,
         default=None,
@@ -326,7 +335,7 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-THROUGH_PLANE_ONLY = ("--axis", "--max-volumes", "--adapt-minutes")
+THROUGH_PLANE_ONLY = ("--axis", "--max-volumes", "--adapt-minutes", "--self-ensemble")
 # Options of the 2-D evaluation that --through-plane does not use, with their defaults.
 NOT_THROUGH_PLANE = {
     "--noise-sigma": 0.0,
@@ -361,6 +370,7 @@ def through_plane_command(args: argparse.Namespace, methods: list[str]) -> str:
     optional = {
         "--max-volumes": args.max_volumes,
         "--adapt-minutes": args.adapt_minutes,
+        "--self-ensemble": args.self_ensemble,
         "--model": args.model,
         "--temperature": args.temperature,
         "--consistency-steps": args.consistency_steps,
@@ -400,6 +410,7 @@ def run_through_plane(args: argparse.Namespace) -> int:
         temperature=args.temperature,
         consistency_steps=args.consistency_steps,
         adapt_minutes=0.0 if args.adapt_minutes is None else args.adapt_minutes,
+        self_ensemble=args.self_ensemble or 1,
     )
     result = evaluate_through_plane(
         args.data, methods, settings, model=args.model, weights=weights, progress=not args.quiet

@@ -39,7 +39,12 @@ def _run(args: argparse.Namespace) -> int:
     )
     if args.through_plane:
         return _run_through_plane(args, options)
-    for name, value in (("--stacks", args.stacks), ("--adapt-minutes", args.adapt_minutes)):
+    only_through_plane = (
+        ("--stacks", args.stacks),
+        ("--adapt-minutes", args.adapt_minutes),
+        ("--self-ensemble", args.self_ensemble),
+    )
+    for name, value in only_through_plane:
         if value is not None:
             raise ConfigError(f"{name} is an option of --through-plane")
     result = run_sr(
@@ -67,6 +72,7 @@ def _run_through_plane(args: argparse.Namespace, options: SROptions) -> int:
         scale=args.scale,
         stacks=DEFAULT_STACKS if args.stacks is None else args.stacks,
         adapt_minutes=args.adapt_minutes or 0.0,
+        self_ensemble=args.self_ensemble or 1,
         report=report_path(args),
         command=command_line(args),
     )
@@ -110,6 +116,8 @@ def command_line(args: argparse.Namespace) -> str:
         argv += ["--through-plane", "--stacks", str(stacks)]
         if args.adapt_minutes:
             argv += ["--adapt-minutes", repr(args.adapt_minutes)]
+        if args.self_ensemble:
+            argv += ["--self-ensemble", str(args.self_ensemble)]
     if args.max_voxels is not None:
         argv += ["--max-voxels", str(args.max_voxels)]
     flags = ("input_is_upsampled", "overwrite", "quiet")
@@ -211,6 +219,15 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="with --through-plane: first fine-tune the model's decoder for N minutes on the "
         "scan's own in-plane slices, thinned like thick slices (self-supervised, SMORE; "
         "default 0: off)",
+    )
+    p.add_argument(
+        "--self-ensemble",
+        type=int,
+        default=None,
+        choices=[1, 2, 4],
+        metavar="N",
+        help="with --through-plane: average the model over N flips of each reformat "
+        "(1, 2 or 4; test-time augmentation as in EDSR+; N times the time; default 1: off)",
     )
     p.add_argument("--overwrite", action="store_true", help="replace an existing output")
     p.add_argument("--sampler", default="ddim", choices=["ddim", "ancestral"])
