@@ -73,6 +73,19 @@ def seed_int(text: str) -> int:
     return value
 
 
+def add_self_ensemble(p: argparse.ArgumentParser, applies_to: str) -> None:
+    """``--self-ensemble N``: the through-plane model averaged over N flips of each reformat."""
+    p.add_argument(
+        "--self-ensemble",
+        type=int,
+        default=None,
+        choices=[1, 2, 4],
+        metavar="N",
+        help=f"{applies_to}: average the model over N flips of each reformat (1, 2 or 4; "
+        "test-time augmentation as in EDSR+; N times the time; default 1: off)",
+    )
+
+
 def add_max_voxels(p: argparse.ArgumentParser) -> None:
     """``--max-voxels N``: the most voxels an input's header may promise (default 2**28)."""
     p.add_argument(

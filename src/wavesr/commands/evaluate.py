@@ -8,7 +8,14 @@ import shlex
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from wavesr.commands import add_device, add_max_voxels, add_threads, positive_int, seed_int
+from wavesr.commands import (
+    add_device,
+    add_max_voxels,
+    add_self_ensemble,
+    add_threads,
+    positive_int,
+    seed_int,
+)
 from wavesr.errors import ConfigError, InputError
 
 if TYPE_CHECKING:
@@ -66,15 +73,7 @@ def add_through_plane_options(p: argparse.ArgumentParser) -> None:
         metavar="K",
         help="--through-plane: at most K volumes per DATA argument, evenly spaced",
     )
-    p.add_argument(
-        "--self-ensemble",
-        type=int,
-        default=None,
-        choices=[1, 2, 4],
-        metavar="N",
-        help="--through-plane: the model methods average N flips of each reformat (1, 2 or 4; "
-        "default 1: off)",
-    )
+    add_self_ensemble(p, "--through-plane, the model methods")
     p.add_argument(
         "--adapt-minutes",
         type=float,

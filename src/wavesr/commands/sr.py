@@ -7,7 +7,14 @@ import shlex
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from wavesr.commands import add_device, add_max_voxels, add_threads, positive_int, seed_int
+from wavesr.commands import (
+    add_device,
+    add_max_voxels,
+    add_self_ensemble,
+    add_threads,
+    positive_int,
+    seed_int,
+)
 from wavesr.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -220,15 +227,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "scan's own in-plane slices, thinned like thick slices (self-supervised, SMORE; "
         "default 0: off)",
     )
-    p.add_argument(
-        "--self-ensemble",
-        type=int,
-        default=None,
-        choices=[1, 2, 4],
-        metavar="N",
-        help="with --through-plane: average the model over N flips of each reformat "
-        "(1, 2 or 4; test-time augmentation as in EDSR+; N times the time; default 1: off)",
-    )
+    add_self_ensemble(p, "with --through-plane")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output")
     p.add_argument("--sampler", default="ddim", choices=["ddim", "ancestral"])
     p.add_argument("--quiet", action="store_true", help="no progress bar")
