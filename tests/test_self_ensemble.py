@@ -47,6 +47,6 @@ def test_the_ensemble_averages_what_each_flip_gets_wrong():
 def test_size_one_is_the_upsampler_itself_and_other_sizes_are_refused():
     cubic = cubic_rows(4)
     assert flip_ensemble(cubic, 1) is cubic
-    for bad in (0, 3, 8, True):
+    for bad in (0, 3, 8, True, 2.0):
         with pytest.raises(ConfigError, match="--self-ensemble must be one of 1, 2, 4"):
             check_ensemble_size(bad)

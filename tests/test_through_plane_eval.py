@@ -164,7 +164,9 @@ def test_self_ensemble_reaches_the_model_methods(tmp_path, tiny_through_plane_mo
         )
         assert result.metrics["settings"]["self_ensemble"] == size
         scores[size] = result.metrics["methods"]["wavesr"]["held_back"]["psnr"]
-    assert scores[1] != scores[2]  # an untrained model is not flip-equivariant
+    # An untrained model is not flip-equivariant, so the option changes its output (that the
+    # flips are undone is tested in test_self_ensemble.py and by the sr CLI test).
+    assert scores[1] != scores[2]
     with pytest.raises(ConfigError, match="--self-ensemble must be one of"):
         ThroughPlaneSettings(self_ensemble=3).validate()
 
@@ -191,5 +193,7 @@ def test_bad_inputs_exit_2_and_write_nothing(tmp_path, capsys, monkeypatch):
     _fails(["evaluate", str(ok), *tp, "--max-slices", "3"], out, capsys, "--max-slices is not")
     _fails(["evaluate", str(ok), "--out", str(out), "--axis", "1"], out, capsys, "--axis is an")
     _fails(["evaluate", str(ok), "--out", str(out), "--self-ensemble", "2"], out, capsys, "--self")
+    no_model = [*tp, "--methods", "bicubic-axis", "--self-ensemble", "2"]
+    _fails(["evaluate", str(ok), *no_model], out, capsys, "--self-ensemble averages a model")
     monkeypatch.setattr(wavesr.weights, "WEIGHTS_DIR", tmp_path)
     _fails(["evaluate", str(ok), *tp, "--methods", "wavesr"], out, capsys, "no through-plane model")

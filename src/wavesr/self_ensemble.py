@@ -30,7 +30,8 @@ def flip_slices(slices: np.ndarray, rows: bool, cols: bool) -> np.ndarray:
 
 def check_ensemble_size(size: int) -> int:
     """`size` if it is a supported number of flips (1: off, 2: + rows, 4: all), else ConfigError."""
-    if isinstance(size, bool) or size not in ENSEMBLE_SIZES:
+    is_int = isinstance(size, int | np.integer) and not isinstance(size, bool)
+    if not is_int or size not in ENSEMBLE_SIZES:
         sizes = ", ".join(map(str, ENSEMBLE_SIZES))
         raise ConfigError(f"--self-ensemble must be one of {sizes}, got {size!r}")
     return int(size)

@@ -99,7 +99,7 @@ class ThroughPlaneSettings:
         if self.max_volumes is not None and self.max_volumes < 1:
             raise ConfigError(f"--max-volumes must be at least 1, got {self.max_volumes}")
         partner_axes(0, self.stacks)
-        check_ensemble_size(self.self_ensemble)
+        self.self_ensemble = check_ensemble_size(self.self_ensemble)
         check_options(self.sr_options())
         check_temperature(self.temperature)
         check_consistency_steps(self.consistency_steps)
@@ -293,6 +293,8 @@ def build_methods(
         )
     if ("wavesr-adapted" in names) != (settings.adapt_minutes > 0):
         raise ConfigError("the wavesr-adapted method and --adapt-minutes N > 0 go together")
+    if settings.self_ensemble > 1 and not set(names) & set(MODEL_METHODS):
+        raise ConfigError("--self-ensemble averages a model: add wavesr to --methods")
     pipelines: dict[Path, object] = {}
     built: dict[str, Restore] = {}
     for name in names:
