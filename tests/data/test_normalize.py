@@ -3,6 +3,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from wavesr.data import normalize
 from wavesr.data.normalize import denormalize, normalize_stack, rescale, select
 from wavesr.errors import ConfigError
 
@@ -53,3 +54,22 @@ def test_rescale_is_denormalize_without_the_offset():
 def test_unknown_method():
     with pytest.raises(ConfigError, match="unknown normalization"):
         normalize_stack(np.zeros((1, 2, 2)), "zscore")
+
+
+@pytest.mark.parametrize("method", ["slice-minmax", "volume-percentile"])
+def test_chunked_scaling_matches_the_whole_stack_formula(method):
+    """Stacks longer than SLICE_CHUNK are scaled in parts, bit for bit as in one piece."""
+    rng = np.random.default_rng(3)
+    data = (rng.random((2 * normalize.SLICE_CHUNK + 5, 6, 7)) * 900 - 100).astype(np.float32)
+    data[70] = 5.0  # a constant slice in the second chunk
+    out, params = normalize.normalize_stack(data, method)
+    lo, hi = np.asarray(params["lo"]), np.asarray(params["hi"])
+    clipped = data if method == "slice-minmax" else np.clip(data, lo[0], hi[0])
+    span = hi - lo
+    whole = (clipped - lo[:, None, None]) / np.where(span > 0, span, 1.0)[:, None, None]
+    whole[span <= 0] = 0.0
+    expected = np.clip(whole, 0.0, 1.0).astype(np.float32)
+    assert out.dtype == np.float32
+    assert np.array_equal(out, expected)
+    if method == "slice-minmax":
+        assert not out[70].any()

@@ -1,5 +1,10 @@
 """Training slices held in memory, and deterministic batches drawn from them.
 
+Volumes give their slices along `data.axis`, or along all three axes with ``"all"``: a
+through-plane model then also learns from the reformats it will be applied to (a scan with
+thick axial slices is super-resolved in its coronal and sagittal reformats, not in its axial
+slices).
+
 A batch is a pure function of (seed, step, rank): the slice indices, crop offsets and flips come
 from a generator seeded by those three numbers. Resuming at step k therefore sees exactly the
 batches an uninterrupted run would have seen, with no sampler state to save.
@@ -24,14 +29,25 @@ def step_generator(seed: int, step: int, rank: int = 0) -> torch.Generator:
     return torch.Generator().manual_seed((seed * 1_000_003 + step) * 64 + rank)
 
 
+ALL_AXES = "all"
+
+
+def slicing_axes(axis: int | str | None) -> tuple[int | str | None, ...]:
+    """The slicing axes `data.axis` names: all three for "all", else that one."""
+    return (0, 1, 2) if axis == ALL_AXES else (axis,)
+
+
 class SliceBank:
     """All training slices, prepared to the working size, as float32 arrays in [0, 1]."""
 
-    def __init__(self, slices: list[np.ndarray], names: list[str]) -> None:
+    def __init__(
+        self, slices: list[np.ndarray], names: list[str], *, transpose: bool = False
+    ) -> None:
         if not slices:
             raise InputError("no usable training slices found")
         self.slices = slices
         self.names = names
+        self.transpose = transpose  # crops also randomly transposed
 
     @classmethod
     def from_paths(
@@ -40,17 +56,21 @@ class SliceBank:
         units = find_inputs(paths)
         slices, names = [], []
         for unit in tqdm(units, desc="loading slices", disable=not progress, leave=False):
-            stack = load_slices(unit, axis=data.axis, normalization=data.normalization)
-            for image, name in zip(stack.slices, stack.names):
-                slices.append(prepare_slice(image, data.size, data.resize, data.scale))
-                names.append(name)
-        return cls(slices, names)
+            for axis in slicing_axes(data.axis):
+                stack = load_slices(unit, axis=axis, normalization=data.normalization)
+                for image, name in zip(stack.slices, stack.names):
+                    slices.append(prepare_slice(image, data.size, data.resize, data.scale))
+                    names.append(name)
+                if stack.slice_axis is None:
+                    break  # a 2-D source has no other axes
+        return cls(slices, names, transpose=data.transpose)
 
     def __len__(self) -> int:
         return len(self.slices)
 
     def crop(self, index: int, crop: int, gen: torch.Generator) -> torch.Tensor:
-        """A random crop x crop patch (zero-padded where the slice is smaller), random flips."""
+        """A random crop x crop patch (zero-padded where the slice is smaller), random flips
+        (and a random transpose if the bank has `transpose`)."""
         image = torch.from_numpy(self.slices[index])
         h, w = image.shape
         ph, pw = max(0, crop - h), max(0, crop - w)
@@ -65,6 +85,9 @@ class SliceBank:
             patch = patch.flip(0)
         if flips[1]:
             patch = patch.flip(1)
+        # Drawn only when on, so that banks without it keep their batches bit for bit.
+        if self.transpose and int(torch.randint(0, 2, (1,), generator=gen)):
+            patch = patch.t()
         return patch
 
     def batch(

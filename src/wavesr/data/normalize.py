@@ -8,6 +8,7 @@ from wavesr.errors import ConfigError
 
 METHODS = ("slice-minmax", "volume-percentile")
 PERCENTILES = (0.5, 99.5)
+SLICE_CHUNK = 64  # slices scaled at a time (bounds the float64 working memory)
 
 
 def normalize_stack(slices: np.ndarray, method: str = "slice-minmax") -> tuple[np.ndarray, dict]:
@@ -32,14 +33,27 @@ def normalize_stack(slices: np.ndarray, method: str = "slice-minmax") -> tuple[n
         params = {"method": method, "percentiles": list(PERCENTILES)}
     else:
         raise ConfigError(f"unknown normalization {method!r} (choose from {', '.join(METHODS)})")
-    span = hi - lo
-    safe = np.where(span > 0, span, 1.0)
-    out = (data - lo[:, None, None]) / safe[:, None, None]
-    out[span <= 0] = 0.0
-    out = np.clip(out, 0.0, 1.0).astype(np.float32)
+    out = _scale_to_unit(data, lo, hi)
     params["lo"] = [float(v) for v in lo]
     params["hi"] = [float(v) for v in hi]
     return out, params
+
+
+def _scale_to_unit(data: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """(data - lo) / (hi - lo) per slice, clipped to [0, 1]; a slice with hi <= lo -> zeros.
+
+    The arithmetic is float64 (then rounded to float32), done SLICE_CHUNK slices at a time: a
+    folder of thousands of images would otherwise need several float64 copies of itself at
+    once (about 6x its float32 size)."""
+    span = hi - lo
+    safe = np.where(span > 0, span, 1.0)
+    out = np.empty(data.shape, dtype=np.float32)
+    for start in range(0, len(data), SLICE_CHUNK):
+        part = slice(start, start + SLICE_CHUNK)
+        chunk = (data[part] - lo[part, None, None]) / safe[part, None, None]
+        chunk[span[part] <= 0] = 0.0
+        out[part] = np.clip(chunk, 0.0, 1.0)
+    return out
 
 
 def select(params: dict, keep: list[int]) -> dict:
