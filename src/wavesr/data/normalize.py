@@ -42,9 +42,9 @@ def normalize_stack(slices: np.ndarray, method: str = "slice-minmax") -> tuple[n
 def _scale_to_unit(data: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
     """(data - lo) / (hi - lo) per slice, clipped to [0, 1]; a slice with hi <= lo -> zeros.
 
-    The arithmetic is float64 (then rounded to float32), done SLICE_CHUNK slices at a time: a
-    folder of thousands of images would otherwise need several float64 copies of itself at
-    once (about 6x its float32 size)."""
+    The arithmetic is float64 (then rounded to float32), done SLICE_CHUNK slices at a time: in
+    one piece its float64 temporaries peak at 5x the stack's float32 size (2.3x chunked, the
+    output included), too much for a folder of thousands of images."""
     span = hi - lo
     safe = np.where(span > 0, span, 1.0)
     out = np.empty(data.shape, dtype=np.float32)
