@@ -96,3 +96,24 @@ def test_nonempty_rule():
     np.testing.assert_array_equal(nonempty_slices(stack), [False, True, False, True])
     np.testing.assert_array_equal(nonempty_slices(stack, 0.0), [True] * 4)
     assert not nonempty_slices(np.ones((2, 9, 9), np.float32)).any()
+
+
+def test_load_slice_stacks_reads_once_and_slices_each_axis(tmp_path, monkeypatch):
+    volume = np.random.default_rng(0).random((12, 10, 8)).astype(np.float32) + 0.2
+    nib.save(nib.Nifti1Image(volume, np.eye(4)), str(tmp_path / "v.nii.gz"))
+    _png(tmp_path / "a.png")
+    from wavesr.data import load
+
+    reads = []
+    real_read = load._read
+    monkeypatch.setattr(load, "_read", lambda path: reads.append(path) or real_read(path))
+    stacks = load.load_slice_stacks(tmp_path / "v.nii.gz", axes=(0, 1, 2))
+    assert len(reads) == 1
+    for axis, stack in enumerate(stacks):
+        alone = load_slices(tmp_path / "v.nii.gz", axis=axis)
+        assert stack.slice_axis == axis
+        assert np.array_equal(stack.slices, alone.slices)
+        assert stack.names == alone.names and stack.indices == alone.indices
+    # a 2-D image has no axes to choose: one stack, whatever was asked
+    image = load.load_slice_stacks(tmp_path / "a.png", axes=(0, 1, 2), skip_empty=False)
+    assert len(image) == 1 and image[0].slice_axis is None

@@ -20,7 +20,7 @@ import torch
 from tqdm.auto import tqdm
 
 from wavesr.config import DataConfig
-from wavesr.data.load import find_inputs, load_slices
+from wavesr.data.load import find_inputs, load_slice_stacks
 from wavesr.data.prepare import prepare_slice
 from wavesr.errors import InputError
 
@@ -56,13 +56,13 @@ class SliceBank:
         units = find_inputs(paths)
         slices, names = [], []
         for unit in tqdm(units, desc="loading slices", disable=not progress, leave=False):
-            for axis in slicing_axes(data.axis):
-                stack = load_slices(unit, axis=axis, normalization=data.normalization)
+            stacks = load_slice_stacks(
+                unit, axes=slicing_axes(data.axis), normalization=data.normalization
+            )
+            for stack in stacks:
                 for image, name in zip(stack.slices, stack.names):
                     slices.append(prepare_slice(image, data.size, data.resize, data.scale))
                     names.append(name)
-                if stack.slice_axis is None:
-                    break  # a 2-D source has no other axes
         return cls(slices, names, transpose=data.transpose)
 
     def __len__(self) -> int:

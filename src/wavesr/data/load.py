@@ -127,6 +127,25 @@ def load_slices(
     sources ignore `axis`.
     skip_empty: drop near-empty slices (see `nonempty_slices`); `indices` records the kept ones.
     """
+    return load_slice_stacks(
+        path,
+        axes=(axis,),
+        normalization=normalization,
+        skip_empty=skip_empty,
+        empty_threshold=empty_threshold,
+    )[0]
+
+
+def load_slice_stacks(
+    path: str | Path,
+    *,
+    axes: Sequence[int | str | None],
+    normalization: str = "slice-minmax",
+    skip_empty: bool = True,
+    empty_threshold: float = 0.05,
+) -> list[SliceStack]:
+    """`load_slices` along each of `axes`, the input read once; a 2-D image source has no
+    axes to choose and gives one stack."""
     if normalization not in normalize.METHODS:
         raise ConfigError(
             f"unknown normalization {normalization!r} (choose from {', '.join(normalize.METHODS)})"
@@ -136,8 +155,23 @@ def load_slices(
     path = Path(path)
     with _quiet_readers():
         raw = _read(path)
-    if raw.is_volume:
-        slice_axis = _resolve_axis(axis, raw)
+    options = (normalization, skip_empty, empty_threshold)
+    if not raw.is_volume:
+        return [_slice_stack(raw, path, None, *options)]
+    return [_slice_stack(raw, path, _resolve_axis(axis, raw), *options) for axis in axes]
+
+
+def _slice_stack(
+    raw: _Raw,
+    path: Path,
+    slice_axis: int | None,
+    normalization: str,
+    skip_empty: bool,
+    empty_threshold: float,
+) -> SliceStack:
+    """The slices of `raw` along `slice_axis` (None: a 2-D source), near-empty ones dropped
+    if `skip_empty`, normalised."""
+    if slice_axis is not None:
         slices = np.ascontiguousarray(np.moveaxis(raw.volume, slice_axis, 0))
         volume_shape: tuple[int, ...] | None = tuple(int(n) for n in raw.volume.shape)
         if raw.names is not None and slice_axis == raw.default_axis:
@@ -147,7 +181,7 @@ def load_slices(
         else:
             names = [f"{path.name}:{_AXIS_LETTERS[slice_axis]}={i}" for i in range(len(slices))]
     else:
-        slices, slice_axis, volume_shape = raw.volume, None, None
+        slices, volume_shape = raw.volume, None
         names = list(raw.names or [path.name] * len(slices))
     check_slice_size(int(slices.shape[1]), int(slices.shape[2]), path)
     keep = (
