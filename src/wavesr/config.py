@@ -43,7 +43,9 @@ class DataConfig:
     slice_profile: str = "gaussian"  # slice-axis: "gaussian" (FWHM = scale) or "box"
     slice_gap: float = 0.0  # slice-axis: gap between slices, fraction of the spacing, [0, 1)
     normalization: str = "slice-minmax"
-    axis: str | None = None  # NIfTI slicing axis; None = axial; "all" = slices along all three
+    # NIfTI slicing axis; None = axial; "all" = slices along all three axes; "reformats" = the
+    # coronal and sagittal slices with the S/I axis on their rows (a thick-axial scan's reformats)
+    axis: str | None = None
     transpose: bool = False  # image-space training crops (stages 1, 3) also randomly transposed
     cache_max_slices: int = 0  # stage 2 encodes at most this many slices (evenly spaced); 0 = all
 

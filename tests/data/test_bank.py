@@ -69,3 +69,12 @@ def test_transpose_comes_from_the_config(tmp_path):
     _volume(tmp_path / "v.nii.gz")
     bank = SliceBank.from_paths([tmp_path], DataConfig(transpose=True), progress=False)
     assert bank.transpose
+
+
+def test_reformats_takes_the_slices_holding_the_si_axis_on_their_rows(tmp_path):
+    shape = _volume(tmp_path / "v.nii.gz")  # identity affine: S/I is voxel axis 2
+    bank = SliceBank.from_paths(
+        [tmp_path / "v.nii.gz"], DataConfig(scale=4, axis="reformats"), progress=False
+    )
+    assert len(bank) == shape[0] + shape[1]  # the sagittal and coronal slices, no axial ones
+    assert {s.shape for s in bank.slices} == {(shape[2], shape[1]), (shape[2], shape[0])}

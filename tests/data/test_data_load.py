@@ -117,3 +117,27 @@ def test_load_slice_stacks_reads_once_and_slices_each_axis(tmp_path, monkeypatch
     # a 2-D image has no axes to choose: one stack, whatever was asked
     image = load.load_slice_stacks(tmp_path / "a.png", axes=(0, 1, 2), skip_empty=False)
     assert len(image) == 1 and image[0].slice_axis is None
+
+
+def test_load_reformat_stacks_puts_the_thick_axis_on_the_rows(tmp_path):
+    # voxel axis 1 runs S/I (orientation P, S, R, as the IXI volumes): the axial slices' normal
+    affine = np.array([[0, 0, 1, 0], [-1, 0, 0, 0], [0, 1, 0, 0], [0, 0, 0, 1]], float)
+    volume = np.random.default_rng(0).random((12, 10, 8)).astype(np.float32) + 0.2
+    nib.save(nib.Nifti1Image(volume, affine), str(tmp_path / "v.nii.gz"))
+    from wavesr.data import load
+    from wavesr.through_plane import reformat
+
+    stacks = load.load_reformat_stacks(tmp_path / "v.nii.gz", normalization="volume-percentile")
+    assert [s.slice_axis for s in stacks] == [0, 2]
+    whole = load.load_slice_stacks(
+        tmp_path / "v.nii.gz", axes=(0, 2), normalization="volume-percentile"
+    )
+    for stack, plain in zip(stacks, whole):
+        assert stack.slices.shape[1] == 10  # the S/I axis on the rows
+        partner = 3 - 1 - stack.slice_axis
+        assert np.array_equal(stack.slices.shape, reformat(volume, 1, partner).shape)
+        turned = plain.slices if stack.slice_axis == 0 else plain.slices.transpose(0, 2, 1)
+        assert np.array_equal(stack.slices, turned)
+    image = tmp_path / "a.png"
+    _png(image)
+    assert len(load.load_reformat_stacks(image, skip_empty=False)) == 1

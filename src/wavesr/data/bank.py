@@ -3,7 +3,8 @@
 Volumes give their slices along `data.axis`, or along all three axes with ``"all"``: a
 through-plane model then also learns from the reformats it will be applied to (a scan with
 thick axial slices is super-resolved in its coronal and sagittal reformats, not in its axial
-slices).
+slices). ``"reformats"`` gives only those: the coronal and sagittal slices, the S/I axis on
+their rows, where the slice-axis degradation thickens it.
 
 A batch is a pure function of (seed, step, rank): the slice indices, crop offsets and flips come
 from a generator seeded by those three numbers. Resuming at step k therefore sees exactly the
@@ -20,8 +21,9 @@ import torch
 from tqdm.auto import tqdm
 
 from wavesr.config import DataConfig
-from wavesr.data.load import find_inputs, load_slice_stacks
+from wavesr.data.load import find_inputs, load_reformat_stacks, load_slice_stacks
 from wavesr.data.prepare import prepare_slice
+from wavesr.data.types import SliceStack
 from wavesr.errors import InputError
 
 
@@ -30,11 +32,19 @@ def step_generator(seed: int, step: int, rank: int = 0) -> torch.Generator:
 
 
 ALL_AXES = "all"
+REFORMATS = "reformats"
 
 
 def slicing_axes(axis: int | str | None) -> tuple[int | str | None, ...]:
     """The slicing axes `data.axis` names: all three for "all", else that one."""
     return (0, 1, 2) if axis == ALL_AXES else (axis,)
+
+
+def load_stacks(unit: Path, data: DataConfig) -> list[SliceStack]:
+    """The training slice stacks of one input unit, as `data.axis` asks."""
+    if data.axis == REFORMATS:
+        return load_reformat_stacks(unit, thick="axial", normalization=data.normalization)
+    return load_slice_stacks(unit, axes=slicing_axes(data.axis), normalization=data.normalization)
 
 
 class SliceBank:
@@ -56,9 +66,7 @@ class SliceBank:
         units = find_inputs(paths)
         slices, names = [], []
         for unit in tqdm(units, desc="loading slices", disable=not progress, leave=False):
-            stacks = load_slice_stacks(
-                unit, axes=slicing_axes(data.axis), normalization=data.normalization
-            )
+            stacks = load_stacks(unit, data)
             for stack in stacks:
                 for image, name in zip(stack.slices, stack.names):
                     slices.append(prepare_slice(image, data.size, data.resize, data.scale))

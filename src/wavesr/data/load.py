@@ -146,19 +146,46 @@ def load_slice_stacks(
 ) -> list[SliceStack]:
     """`load_slices` along each of `axes`, the input read once; a 2-D image source has no
     axes to choose and gives one stack."""
+    path, raw = Path(path), _read_checked(path, normalization, empty_threshold)
+    options = (normalization, skip_empty, empty_threshold)
+    if not raw.is_volume:
+        return [_slice_stack(raw, path, None, *options)]
+    return [_slice_stack(raw, path, _resolve_axis(axis, raw), *options) for axis in axes]
+
+
+def load_reformat_stacks(
+    path: str | Path,
+    *,
+    thick: int | str = "axial",
+    normalization: str = "slice-minmax",
+    skip_empty: bool = True,
+    empty_threshold: float = 0.05,
+) -> list[SliceStack]:
+    """The slices of a volume that contain its `thick` axis, with that axis on their rows: two
+    stacks, one along each of the other two axes. These are the reformats `--through-plane`
+    super-resolves in a scan whose slices are thick along that axis; `thick` is a voxel axis or
+    the plane whose slices would be thick ("axial": the S/I axis). Training data only: the
+    slices may be transposed, so a stack does not re-assemble into its volume. A 2-D image
+    source gives its one stack, as `load_slice_stacks` does."""
+    path, raw = Path(path), _read_checked(path, normalization, empty_threshold)
+    options = (normalization, skip_empty, empty_threshold)
+    if not raw.is_volume:
+        return [_slice_stack(raw, path, None, *options)]
+    rows = _resolve_axis(thick, raw)
+    return [
+        _slice_stack(raw, path, axis, *options, rows_axis=rows) for axis in range(3) if axis != rows
+    ]
+
+
+def _read_checked(path: str | Path, normalization: str, empty_threshold: float) -> _Raw:
     if normalization not in normalize.METHODS:
         raise ConfigError(
             f"unknown normalization {normalization!r} (choose from {', '.join(normalize.METHODS)})"
         )
     if not 0.0 <= empty_threshold <= 1.0:
         raise ConfigError(f"empty_threshold must lie in [0, 1], got {empty_threshold}")
-    path = Path(path)
     with _quiet_readers():
-        raw = _read(path)
-    options = (normalization, skip_empty, empty_threshold)
-    if not raw.is_volume:
-        return [_slice_stack(raw, path, None, *options)]
-    return [_slice_stack(raw, path, _resolve_axis(axis, raw), *options) for axis in axes]
+        return _read(Path(path))
 
 
 def _slice_stack(
@@ -168,11 +195,16 @@ def _slice_stack(
     normalization: str,
     skip_empty: bool,
     empty_threshold: float,
+    rows_axis: int | None = None,
 ) -> SliceStack:
     """The slices of `raw` along `slice_axis` (None: a 2-D source), near-empty ones dropped
-    if `skip_empty`, normalised."""
+    if `skip_empty`, normalised; with `rows_axis`, transposed where needed to put that voxel
+    axis on their rows."""
     if slice_axis is not None:
-        slices = np.ascontiguousarray(np.moveaxis(raw.volume, slice_axis, 0))
+        in_plane = [a for a in range(3) if a != slice_axis]
+        if rows_axis == in_plane[1]:
+            in_plane.reverse()
+        slices = np.ascontiguousarray(np.transpose(raw.volume, (slice_axis, *in_plane)))
         volume_shape: tuple[int, ...] | None = tuple(int(n) for n in raw.volume.shape)
         if raw.names is not None and slice_axis == raw.default_axis:
             names = list(raw.names)
