@@ -1,4 +1,7 @@
-"""Typed configuration: dataclasses, YAML presets (`cpu`, `paper`, `tiny`) and dotted overrides.
+"""Configuration (base layer): the config dataclasses, presets, overrides and size bounds.
+May import only the base modules (errors, io_atomic) and the model layer's parameter types.
+
+Typed configuration: dataclasses, YAML presets (`cpu`, `paper`, `tiny`) and dotted overrides.
 
 A config is a tree of dataclasses. ``load_config("cpu")`` reads ``src/wavesr/configs/cpu.yaml``;
 ``load_config("my.yaml", overrides=["ldt_training.batch_size=4"])`` reads a file and applies
@@ -19,7 +22,7 @@ from typing import Any
 import yaml
 
 from wavesr.autoencoder import AutoencoderConfig
-from wavesr.config_bounds import check_size_limits
+from wavesr.config.bounds import check_size_limits
 from wavesr.degrade import KINDS as DEGRADATION_KINDS
 from wavesr.degrade import SLICE_PROFILES, Degradation
 from wavesr.diffusion.gaussian_diffusion import LOSS_WEIGHTINGS
@@ -28,7 +31,7 @@ from wavesr.io_atomic import atomic_write
 from wavesr.latent_scaling import LATENT_SCALINGS
 from wavesr.transformer import CONDITIONING_MODES, LDTConfig
 
-PRESET_DIR = Path(__file__).parent / "configs"
+PRESET_DIR = Path(__file__).parent.parent / "configs"
 
 
 @dataclass

@@ -6,7 +6,7 @@ import pytest
 
 from wavesr.cli import main
 from wavesr.config import load_config, preset_names
-from wavesr.config_bounds import SIZE_LIMITS, STAGE_LIMITS, check_size_limits, size_limit_checks
+from wavesr.config.bounds import SIZE_LIMITS, STAGE_LIMITS, check_size_limits, size_limit_checks
 from wavesr.errors import ConfigError
 
 
