@@ -14,10 +14,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from wavesr.degrade import Degradation, degrade
 from wavesr.evaluate import EvalSettings, load_eval_set
 from wavesr.metrics import psnr
-from wavesr.wavelet import dwt2, idwt2
+from wavesr.model.degrade import Degradation, degrade
+from wavesr.model.wavelet import dwt2, idwt2
 
 
 def main() -> None:

@@ -17,7 +17,6 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from wavesr.degrade import Degradation
 from wavesr.evaluate import (
     EvalSettings,
     _batches,
@@ -26,7 +25,8 @@ from wavesr.evaluate import (
     load_eval_set,
 )
 from wavesr.metrics import psnr
-from wavesr.pipeline import WaveSRPipeline
+from wavesr.model.degrade import Degradation
+from wavesr.model.pipeline import WaveSRPipeline
 
 
 @torch.no_grad()

@@ -27,7 +27,7 @@ import torch
 def one_setting(args: argparse.Namespace) -> dict:
     from wavesr.bundle import load_bundle
     from wavesr.methods import _default_model_dir
-    from wavesr.pipeline import WaveSRPipeline
+    from wavesr.model.pipeline import WaveSRPipeline
 
     torch.set_num_threads(args.threads)
     bundle = load_bundle(args.model or _default_model_dir())

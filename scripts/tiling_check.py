@@ -30,11 +30,11 @@ def super_resolve(pipe, lr_up: torch.Tensor, steps: int) -> np.ndarray:
 def main() -> None:
     from wavesr.bundle import load_bundle
     from wavesr.data.load import load_slices
-    from wavesr.degrade import degrade, pad_to_multiple
     from wavesr.methods import _default_model_dir
     from wavesr.metrics import psnr
-    from wavesr.pipeline import WaveSRPipeline
-    from wavesr.tiling import balanced_window, window_starts
+    from wavesr.model.degrade import degrade, pad_to_multiple
+    from wavesr.model.pipeline import WaveSRPipeline
+    from wavesr.model.tiling import balanced_window, window_starts
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("data")

@@ -7,11 +7,11 @@ import json
 import pytest
 import torch
 
-from wavesr.autoencoder import FrequencyAutoencoder
 from wavesr.bundle import MANIFEST, load_bundle, save_bundle, sha256_of
 from wavesr.config import load_config
 from wavesr.errors import CheckpointError
-from wavesr.transformer import LatentDiffusionTransformer
+from wavesr.model.autoencoder import FrequencyAutoencoder
+from wavesr.model.transformer import LatentDiffusionTransformer
 
 
 def _networks() -> dict[str, dict[str, torch.Tensor]]:

@@ -10,20 +10,20 @@ import torch
 from helpers import hand_bicubic, phantom
 from PIL import Image
 
-from wavesr.autoencoder import FrequencyAutoencoder
 from wavesr.bundle import load_bundle, save_bundle
 from wavesr.cli import main
 from wavesr.config import load_config
 from wavesr.data.load import load_slices
 from wavesr.data.prepare import prepare_slice
-from wavesr.degrade import Degradation, back_project, degrade
 from wavesr.errors import InputError
 from wavesr.evaluate import EvalSettings, evaluate, select_evenly
 from wavesr.methods import register_method, unregister_method
 from wavesr.metrics import band_energy, count_parameters, psnr
-from wavesr.pipeline import WaveSRPipeline
+from wavesr.model.autoencoder import FrequencyAutoencoder
+from wavesr.model.degrade import Degradation, back_project, degrade
+from wavesr.model.pipeline import WaveSRPipeline
+from wavesr.model.transformer import LatentDiffusionTransformer
 from wavesr.report import cpu_model, fmt, fmt_count, markdown_table
-from wavesr.transformer import LatentDiffusionTransformer
 
 SIZE = 32
 KEYS = {

@@ -4,13 +4,13 @@ import re
 
 import torch
 
-from wavesr.autoencoder import FrequencyAutoencoder
 from wavesr.bundle import save_bundle
 from wavesr.cli import main
 from wavesr.commands.info import ModelCosts, format_report, measure_costs
 from wavesr.config import load_config
 from wavesr.metrics import count_parameters, flops_per_call
-from wavesr.transformer import LatentDiffusionTransformer
+from wavesr.model.autoencoder import FrequencyAutoencoder
+from wavesr.model.transformer import LatentDiffusionTransformer
 
 
 def _counts(text: str) -> dict[str, int]:

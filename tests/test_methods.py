@@ -8,12 +8,9 @@ import pytest
 import torch
 
 from wavesr import methods
-from wavesr.autoencoder import FrequencyAutoencoder
 from wavesr.bundle import save_bundle
 from wavesr.config import load_config
-from wavesr.degrade import Degradation, back_project
 from wavesr.errors import CheckpointError, ConfigError
-from wavesr.latent_scaling import LatentScaling
 from wavesr.methods import (
     MethodContext,
     build_method,
@@ -24,8 +21,11 @@ from wavesr.methods import (
     unregister_method,
 )
 from wavesr.metrics import count_parameters
-from wavesr.pipeline import WaveSRPipeline
-from wavesr.transformer import LatentDiffusionTransformer
+from wavesr.model.autoencoder import FrequencyAutoencoder
+from wavesr.model.degrade import Degradation, back_project
+from wavesr.model.latent_scaling import LatentScaling
+from wavesr.model.pipeline import WaveSRPipeline
+from wavesr.model.transformer import LatentDiffusionTransformer
 
 
 def _ctx(**kwargs) -> MethodContext:

@@ -11,7 +11,7 @@ import torch
 
 from wavesr.cli import main
 from wavesr.errors import ConfigError
-from wavesr.pipeline import WaveSRPipeline
+from wavesr.model.pipeline import WaveSRPipeline
 from wavesr.self_supervised import (
     adapt_decoder,
     adaptation_config,

@@ -13,7 +13,7 @@ from PIL import Image
 
 from wavesr.cli import main
 from wavesr.data.normalize import denormalize, normalize_stack
-from wavesr.degrade import upsample
+from wavesr.model.degrade import upsample
 
 STEPS = ["--steps", "2", "--quiet"]
 

@@ -13,9 +13,9 @@ from helpers import fov_corners
 from PIL import Image
 
 import wavesr.through_plane_sr as tp_sr
-from wavesr import degrade
 from wavesr.cli import main
 from wavesr.errors import ConfigError, InputError
+from wavesr.model import degrade
 from wavesr.through_plane import (
     bicubic_along_axis,
     cubic_rows,

@@ -14,8 +14,8 @@ from tqdm.auto import tqdm
 
 import wavesr.weights
 from wavesr.cli import main
-from wavesr.degrade import Degradation
 from wavesr.errors import ConfigError
+from wavesr.model.degrade import Degradation
 from wavesr.through_plane_eval import (
     ThroughPlaneSettings,
     evaluate_through_plane,

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from wavesr.degrade import Degradation, degrade
+from wavesr.model.degrade import Degradation, degrade
 from wavesr.uncertainty import (
     band_ratio_mean,
     calibration,

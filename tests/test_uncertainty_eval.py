@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from helpers import blobs, hand_bicubic
 
-from wavesr.degrade import Degradation
 from wavesr.evaluate import EvalSettings, FIDTracker, flatten_slices, load_eval_sets
+from wavesr.model.degrade import Degradation
 from wavesr.uncertainty_eval import measure_uncertainty, reference_points
 
 SIZE = 32

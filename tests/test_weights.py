@@ -10,7 +10,7 @@ import torch
 
 from wavesr.bundle import load_bundle, sha256_of
 from wavesr.errors import CheckpointError
-from wavesr.pipeline import WaveSRPipeline
+from wavesr.model.pipeline import WaveSRPipeline
 from wavesr.weights import baseline_dir, default_model_dir, through_plane_model_dir
 
 
@@ -76,8 +76,8 @@ def test_default_model_decoder_uses_the_generated_latents() -> None:
     The first bundled model's decoder ignored its high-frequency latents (oracle == zeros to
     1e-4 dB); a model like that must not ship again.
     """
-    from wavesr.degrade import Degradation, degrade
-    from wavesr.wavelet import dwt2, idwt2
+    from wavesr.model.degrade import Degradation, degrade
+    from wavesr.model.wavelet import dwt2, idwt2
 
     pipe = WaveSRPipeline.from_pretrained(default_model_dir())
     hr = torch.from_numpy(_discs(2, 64))[:, None]

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from wavesr.autoencoder import FrequencyAutoencoder
 from wavesr.bundle import MANIFEST, load_bundle, sha256_of
 from wavesr.cli import main
 from wavesr.config import config_from_dict, load_config
 from wavesr.errors import CheckpointError, ConfigError
+from wavesr.model.autoencoder import FrequencyAutoencoder
 from wavesr.training.checkpoint import save_tensors
 from wavesr.weights import WEIGHTS_DIR
 from wavesr.weights_check import (

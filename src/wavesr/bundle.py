@@ -23,7 +23,8 @@ import torch
 
 from wavesr.config import WaveSRConfig, config_from_dict
 from wavesr.errors import CheckpointError, ConfigError
-from wavesr.latent_scaling import LatentScaling
+from wavesr.model.latent_scaling import LatentScaling
+from wavesr.model.transformer import LatentDiffusionTransformer, LDTConfig
 from wavesr.training.checkpoint import (
     PICKLE_SUFFIXES,
     load_state_into,
@@ -32,7 +33,6 @@ from wavesr.training.checkpoint import (
     save_tensors,
     write_json,
 )
-from wavesr.transformer import LatentDiffusionTransformer, LDTConfig
 from wavesr.weights_check import check_weights, network_of
 
 FORMAT = "wavesr-bundle/1"

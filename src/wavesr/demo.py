@@ -19,11 +19,11 @@ import torch
 from wavesr.data.load import load_slices
 from wavesr.data.prepare import crop_to_multiple
 from wavesr.data.write import stack_to_volume, write_nifti
-from wavesr.degrade import Degradation, degrade
 from wavesr.errors import ConfigError
 from wavesr.figures import comparison_figure
 from wavesr.io_atomic import atomic_write
 from wavesr.metrics import band_psnr, psnr, ssim
+from wavesr.model.degrade import Degradation, degrade
 
 SAMPLE_NAME = "mni_icbm152_t1_tal_nlin_sym_09a_converted.nii.gz"
 
@@ -82,7 +82,7 @@ def run_demo(
     seed: int = 0,
     progress: bool = True,
 ) -> dict:
-    from wavesr.pipeline import WaveSRPipeline
+    from wavesr.model.pipeline import WaveSRPipeline
     from wavesr.weights import default_model_dir
 
     started = time.monotonic()

@@ -28,10 +28,10 @@ from wavesr import metrics
 from wavesr.config import check_consistency_steps, check_temperature
 from wavesr.data.load import find_inputs, load_slices
 from wavesr.data.prepare import RESIZE_MODES, prepare_slice
-from wavesr.degrade import Degradation, degrade
 from wavesr.errors import ConfigError, OutputError
 from wavesr.io_atomic import atomic_write
 from wavesr.methods import MethodContext, SRMethod, build_method
+from wavesr.model.degrade import Degradation, degrade
 from wavesr.report import html, machine_info, viewer
 from wavesr.report.markdown import (  # re-exported: they used to live here
     ENERGY_NOTE,

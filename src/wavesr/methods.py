@@ -16,8 +16,8 @@ from typing import Protocol
 import torch
 from torch import Tensor
 
-from wavesr.degrade import Degradation, back_project
 from wavesr.errors import ConfigError
+from wavesr.model.degrade import Degradation, back_project
 
 __all__ = [
     "MethodContext",
@@ -135,7 +135,7 @@ def _bicubic(ctx: MethodContext) -> Bicubic:
 
 def _load_pipeline(name: str, path: Path, ctx: MethodContext, *, need_ldt: bool):
     from wavesr.bundle import load_bundle
-    from wavesr.pipeline import WaveSRPipeline
+    from wavesr.model.pipeline import WaveSRPipeline
 
     bundle = load_bundle(path)
     if need_ldt and "ldt" not in bundle.tensors:

@@ -43,9 +43,9 @@ from wavesr.data.write import (
     write_nifti,
     write_png_slices,
 )
-from wavesr.degrade import upsample
 from wavesr.errors import CheckpointError, ConfigError, InputError, OutputError
 from wavesr.io_atomic import atomic_write, check_output_path
+from wavesr.model.degrade import upsample
 from wavesr.runtime import resolve_device
 from wavesr.sampling_stats import STD_DDOF, RunningMoments
 
@@ -188,7 +188,7 @@ def resolve_model_dir(model: str | Path | None) -> Path:
 def load_pipeline(model_dir: Path, scale: int | None, device: str):
     """Load a full WaveSR bundle (autoencoder + LDT) trained for `scale` (None: any)."""
     from wavesr.bundle import load_bundle
-    from wavesr.pipeline import WaveSRPipeline
+    from wavesr.model.pipeline import WaveSRPipeline
 
     bundle = load_bundle(model_dir)
     if "ldt" not in bundle.tensors:

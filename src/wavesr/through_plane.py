@@ -22,8 +22,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from wavesr.degrade import upsample_rows
 from wavesr.errors import ConfigError, InputError
+from wavesr.model.degrade import upsample_rows
 
 SUPPORTED_FACTORS = (2, 4, 8)
 THICK_TOLERANCE = 0.10  # an axis is thick when >= 10 % larger than the finest spacing

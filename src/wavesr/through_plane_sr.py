@@ -25,9 +25,9 @@ from wavesr.data.nifti import axis_for_plane
 from wavesr.data.normalize import normalize_stack
 from wavesr.data.types import SliceStack, missing_error
 from wavesr.data.write import voxel_sizes, write_nifti
-from wavesr.degrade import slice_upsample
 from wavesr.errors import ConfigError, InputError, OutputError
 from wavesr.io_atomic import check_output_path
+from wavesr.model.degrade import slice_upsample
 from wavesr.runtime import resolve_device
 from wavesr.self_ensemble import check_ensemble_size, flip_ensemble
 from wavesr.self_supervised import Adaptation, adapt_decoder, check_adapt_minutes

@@ -17,7 +17,7 @@ import torch
 from torch import Tensor
 
 from wavesr import metrics
-from wavesr.degrade import Degradation, degrade
+from wavesr.model.degrade import Degradation, degrade
 
 __all__ = [
     "band_ratio_mean",

@@ -22,7 +22,6 @@ import torch
 from tqdm.auto import tqdm
 
 from wavesr import metrics, uncertainty
-from wavesr.degrade import Degradation, back_project
 from wavesr.evaluate import (
     MIN_UNCERTAINTY_SAMPLES,
     N_BANDS,
@@ -34,6 +33,7 @@ from wavesr.evaluate import (
     json_number,
     select_evenly,
 )
+from wavesr.model.degrade import Degradation, back_project
 from wavesr.sampling_stats import STD_DDOF, RunningMoments
 
 __all__ = [

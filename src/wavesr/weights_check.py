@@ -20,8 +20,8 @@ from torch import nn
 
 from wavesr.config import WaveSRConfig
 from wavesr.errors import CheckpointError, ConfigError
+from wavesr.model.transformer import CONDITIONING_MODES
 from wavesr.safetensors_header import read_header
-from wavesr.transformer import CONDITIONING_MODES
 
 Shapes = dict[str, tuple[int, ...]]
 MAX_PARAMETERS = 2**31  # one network; 8 GiB as float32, about four times that while training
@@ -38,13 +38,13 @@ class Network:
 
 
 def _autoencoder(config: WaveSRConfig) -> nn.Module:
-    from wavesr.autoencoder import FrequencyAutoencoder
+    from wavesr.model.autoencoder import FrequencyAutoencoder
 
     return FrequencyAutoencoder(config.autoencoder)
 
 
 def _ldt(config: WaveSRConfig) -> nn.Module:
-    from wavesr.transformer import LatentDiffusionTransformer
+    from wavesr.model.transformer import LatentDiffusionTransformer
 
     return LatentDiffusionTransformer(config.ldt)
 

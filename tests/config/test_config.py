@@ -17,8 +17,8 @@ from wavesr.config import (
     preset_names,
     save_config,
 )
-from wavesr.degrade import Degradation
 from wavesr.errors import ConfigError
+from wavesr.model.degrade import Degradation
 from wavesr.training.tasks import degradation_of
 
 

@@ -18,7 +18,6 @@ from helpers import blobs
 from PIL import Image
 
 from wavesr.cli import main
-from wavesr.degrade import Degradation, degrade
 from wavesr.errors import OutputError
 from wavesr.evaluate import (
     EvalSettings,
@@ -29,6 +28,7 @@ from wavesr.evaluate import (
     write_outputs,
 )
 from wavesr.methods import register_method, unregister_method
+from wavesr.model.degrade import Degradation, degrade
 from wavesr.report import fmt
 from wavesr.report.volume import window
 

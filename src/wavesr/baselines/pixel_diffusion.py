@@ -19,7 +19,7 @@ from torch import Tensor, nn
 
 from wavesr.baselines.unet import UNet
 from wavesr.config import WaveSRConfig
-from wavesr.degrade import crop_to, pad_to_multiple
+from wavesr.model.degrade import crop_to, pad_to_multiple
 from wavesr.training.tasks import diffusion_of
 
 

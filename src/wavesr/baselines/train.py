@@ -16,8 +16,8 @@ from wavesr.baselines.pixel_diffusion import build_unet, pixel_diffusion_loss
 from wavesr.bundle import save_bundle
 from wavesr.config import WaveSRConfig
 from wavesr.data.bank import SliceBank, step_generator
-from wavesr.degrade import degrade
 from wavesr.errors import ConfigError
+from wavesr.model.degrade import degrade
 from wavesr.training.engine import TrainResult
 from wavesr.training.run import check_data, run_task, slice_bank
 from wavesr.training.tasks import degradation_of, diffusion_of

@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from wavesr.transformer import TimestepEmbedder
+from wavesr.model.transformer import TimestepEmbedder
 
 
 def norm(channels: int) -> nn.GroupNorm:

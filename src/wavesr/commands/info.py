@@ -37,12 +37,12 @@ class ModelCosts:
 
 def build_models(config_name: str, model: Path | None):
     """(config, autoencoder, ldt): from a bundle's weights, or random weights for a config."""
-    from wavesr.autoencoder import FrequencyAutoencoder
-    from wavesr.transformer import LatentDiffusionTransformer
+    from wavesr.model.autoencoder import FrequencyAutoencoder
+    from wavesr.model.transformer import LatentDiffusionTransformer
 
     if model is not None:
         from wavesr.errors import CheckpointError
-        from wavesr.pipeline import WaveSRPipeline
+        from wavesr.model.pipeline import WaveSRPipeline
 
         pipeline = WaveSRPipeline.from_pretrained(model)
         if pipeline.ldt is None:
@@ -60,7 +60,7 @@ def build_models(config_name: str, model: Path | None):
 def measure_costs(autoencoder, ldt, size: int) -> ModelCosts:
     """FLOPs of encode / one LDT step / decode for a size x size slice (padded to the stride)."""
     from wavesr.metrics import count_parameters, flops_per_call
-    from wavesr.wavelet import dwt2, idwt2
+    from wavesr.model.wavelet import dwt2, idwt2
 
     stride = autoencoder.stride * ldt.config.patch_size
     padded = -(-size // stride) * stride

@@ -21,15 +21,15 @@ from typing import Any
 
 import yaml
 
-from wavesr.autoencoder import AutoencoderConfig
 from wavesr.config.bounds import check_size_limits
-from wavesr.degrade import KINDS as DEGRADATION_KINDS
-from wavesr.degrade import SLICE_PROFILES, Degradation
-from wavesr.diffusion.gaussian_diffusion import LOSS_WEIGHTINGS
 from wavesr.errors import ConfigError
 from wavesr.io_atomic import atomic_write
-from wavesr.latent_scaling import LATENT_SCALINGS
-from wavesr.transformer import CONDITIONING_MODES, LDTConfig
+from wavesr.model.autoencoder import AutoencoderConfig
+from wavesr.model.degrade import KINDS as DEGRADATION_KINDS
+from wavesr.model.degrade import SLICE_PROFILES, Degradation
+from wavesr.model.diffusion.gaussian_diffusion import LOSS_WEIGHTINGS
+from wavesr.model.latent_scaling import LATENT_SCALINGS
+from wavesr.model.transformer import CONDITIONING_MODES, LDTConfig
 
 PRESET_DIR = Path(__file__).parent.parent / "configs"
 

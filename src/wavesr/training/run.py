@@ -19,7 +19,7 @@ from wavesr.data.bank import SliceBank
 from wavesr.data.types import missing_error
 from wavesr.errors import ConfigError, WaveSRError
 from wavesr.export import export_model
-from wavesr.pipeline import load_autoencoder
+from wavesr.model.pipeline import load_autoencoder
 from wavesr.training.checkpoint import read_json
 from wavesr.training.engine import Task, TrainResult, train
 from wavesr.training.tasks import AutoencoderTask, LatentCache, LDTStandIn, LDTTask

@@ -14,17 +14,17 @@ import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from wavesr.autoencoder import FrequencyAutoencoder, autoencoder_losses
 from wavesr.bundle import load_ldt, save_bundle, scaling_extras
 from wavesr.config import ROBUST_LATENTS, WaveSRConfig
 from wavesr.data.bank import SliceBank, step_generator
-from wavesr.degrade import Degradation, degrade, pad_to_multiple
-from wavesr.diffusion import create_diffusion
 from wavesr.errors import CheckpointError, ConfigError
-from wavesr.latent_scaling import LatentScaling
+from wavesr.model.autoencoder import FrequencyAutoencoder, autoencoder_losses
+from wavesr.model.degrade import Degradation, degrade, pad_to_multiple
+from wavesr.model.diffusion import create_diffusion
+from wavesr.model.latent_scaling import LatentScaling
+from wavesr.model.transformer import LatentDiffusionTransformer
 from wavesr.training.checkpoint import load_tensors, save_tensors
 from wavesr.training.validation import LDTValidator
-from wavesr.transformer import LatentDiffusionTransformer
 
 
 def load_matching(model: nn.Module, tensors: dict[str, Tensor]) -> set[str]:

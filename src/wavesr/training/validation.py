@@ -21,13 +21,13 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from wavesr.autoencoder import FrequencyAutoencoder
 from wavesr.config import WaveSRConfig
 from wavesr.data.bank import SliceBank
-from wavesr.degrade import degrade, pad_to_multiple
-from wavesr.latent_scaling import LatentScaling
-from wavesr.transformer import LatentDiffusionTransformer
-from wavesr.wavelet import dwt2, idwt2
+from wavesr.model.autoencoder import FrequencyAutoencoder
+from wavesr.model.degrade import degrade, pad_to_multiple
+from wavesr.model.latent_scaling import LatentScaling
+from wavesr.model.transformer import LatentDiffusionTransformer
+from wavesr.model.wavelet import dwt2, idwt2
 
 GENERATED_BANDS = ("LH", "HL", "HH", "LLdetail")  # order of the generated latent channels
 ESTIMATE_STEPS = 20
@@ -102,7 +102,7 @@ class LDTValidator:
         self, ldt: LatentDiffusionTransformer, hf: LatentScaling, cond: LatentScaling
     ) -> Tensor:
         """The LDT's temperature-0 estimate of the generated latents (latent space)."""
-        from wavesr.pipeline import WaveSRPipeline  # the pipeline imports training modules
+        from wavesr.model.pipeline import WaveSRPipeline  # the pipeline imports training modules
 
         device = self.ll_latent.device
         pipe = WaveSRPipeline(

@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch.distributions import Normal, kl_divergence
 
-from wavesr.diffusion.losses import discretized_gaussian_log_likelihood, normal_kl
+from wavesr.model.diffusion.losses import discretized_gaussian_log_likelihood, normal_kl
 
 
 def test_normal_kl_matches_torch_distributions() -> None:

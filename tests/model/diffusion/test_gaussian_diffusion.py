@@ -7,9 +7,9 @@ import pytest
 import torch
 from torch import Tensor, nn
 
-from wavesr.diffusion import GaussianDiffusion, create_diffusion
-from wavesr.diffusion.schedules import get_named_beta_schedule
 from wavesr.errors import ConfigError
+from wavesr.model.diffusion import GaussianDiffusion, create_diffusion
+from wavesr.model.diffusion.schedules import get_named_beta_schedule
 
 SHAPE = (2, 9, 7, 5)
 

@@ -24,7 +24,7 @@ from diffusers.models.autoencoders.vae import Decoder, DiagonalGaussianDistribut
 from diffusers.models.resnet import ResnetBlock2D
 from torch import Tensor, nn
 
-from wavesr.wavelet import dwt2, idwt2
+from wavesr.model.wavelet import dwt2, idwt2
 
 NUM_BANDS = 4  # Haar sub-bands returned by the decoder: LL, LH, HL, HH
 HIGH_BANDS = 3

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from wavesr.errors import ConfigError
-from wavesr.transformer import (
+from wavesr.model.transformer import (
     LDT_PRESETS,
     LatentDiffusionTransformer,
     LDTConfig,

@@ -6,8 +6,8 @@ import pytest
 import torch
 from torch import nn
 
-from wavesr.tiling import TiledDenoiser, balanced_window, blend_weight, window_starts
-from wavesr.transformer import LatentDiffusionTransformer, ldt_preset
+from wavesr.model.tiling import TiledDenoiser, balanced_window, blend_weight, window_starts
+from wavesr.model.transformer import LatentDiffusionTransformer, ldt_preset
 
 
 def test_window_starts_cover_the_size_with_the_overlap() -> None:

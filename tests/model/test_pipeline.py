@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import torch
 
-from wavesr.autoencoder import FrequencyAutoencoder
 from wavesr.config import load_config
-from wavesr.degrade import Degradation, degrade, slice_downsample
-from wavesr.pipeline import WaveSRPipeline
-from wavesr.transformer import LatentDiffusionTransformer
+from wavesr.model.autoencoder import FrequencyAutoencoder
+from wavesr.model.degrade import Degradation, degrade, slice_downsample
+from wavesr.model.pipeline import WaveSRPipeline
+from wavesr.model.transformer import LatentDiffusionTransformer
 
 
 def _lr_up(seed: int = 0) -> torch.Tensor:
@@ -66,7 +66,7 @@ def test_sr_command_passes_the_temperature(tiny_model, tmp_path) -> None:
 
 
 def test_consistency_steps_make_the_sr_agree_with_its_input(tiny_model) -> None:
-    from wavesr.degrade import downsample
+    from wavesr.model.degrade import downsample
 
     pipe = WaveSRPipeline.from_pretrained(tiny_model)
     hr = _lr_up(3)
@@ -107,7 +107,7 @@ def test_evaluate_command_rejects_bad_consistency_steps(tiny_model, tmp_path, ca
 def test_back_projection_uses_the_given_degradation(tiny_model) -> None:
     """Back-projecting with the input's own (k-space) degradation makes the SR consistent with
     it in k-space; the model's own (bicubic) operator does not."""
-    from wavesr.degrade import Degradation, degrade
+    from wavesr.model.degrade import Degradation, degrade
 
     pipe = WaveSRPipeline.from_pretrained(tiny_model)
     kspace = Degradation("kspace", 4)
@@ -125,7 +125,7 @@ def test_back_projection_uses_the_given_degradation(tiny_model) -> None:
 
 
 def test_tiled_sampling_matches_whole_slice_when_one_window_covers(tiny_model) -> None:
-    from wavesr.tiling import TiledDenoiser
+    from wavesr.model.tiling import TiledDenoiser
 
     pipe = WaveSRPipeline.from_pretrained(tiny_model)
     assert pipe.denoiser is pipe.ldt  # tile_window 0 in the tiny preset: no tiling

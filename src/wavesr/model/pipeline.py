@@ -15,17 +15,17 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from wavesr.autoencoder import FrequencyAutoencoder
 from wavesr.bundle import Bundle, load_bundle, load_ldt
 from wavesr.config import WaveSRConfig, check_consistency_steps, check_temperature
-from wavesr.degrade import Degradation, back_project, crop_to, pad_to_multiple, upsample_for
 from wavesr.errors import CheckpointError
-from wavesr.latent_scaling import LatentScaling
-from wavesr.tiling import TiledDenoiser
+from wavesr.model.autoencoder import FrequencyAutoencoder
+from wavesr.model.degrade import Degradation, back_project, crop_to, pad_to_multiple, upsample_for
+from wavesr.model.latent_scaling import LatentScaling
+from wavesr.model.tiling import TiledDenoiser
+from wavesr.model.transformer import LatentDiffusionTransformer
+from wavesr.model.wavelet import dwt2, idwt2
 from wavesr.training.checkpoint import load_state_into
 from wavesr.training.tasks import diffusion_of, encode_slice_latents
-from wavesr.transformer import LatentDiffusionTransformer
-from wavesr.wavelet import dwt2, idwt2
 
 
 def load_autoencoder(bundle: Bundle, device: str | torch.device = "cpu") -> FrequencyAutoencoder:

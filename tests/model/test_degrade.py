@@ -5,7 +5,8 @@ import math
 import pytest
 import torch
 
-from wavesr.degrade import (
+from wavesr.errors import ConfigError, InputError
+from wavesr.model.degrade import (
     Degradation,
     back_project,
     crop_to,
@@ -19,7 +20,6 @@ from wavesr.degrade import (
     upsample,
     upsample_for,
 )
-from wavesr.errors import ConfigError, InputError
 
 
 def _image(h=32, w=24, seed=0) -> torch.Tensor:

@@ -5,8 +5,8 @@ import math
 import numpy as np
 import pytest
 
-from wavesr.diffusion.schedules import get_named_beta_schedule
 from wavesr.errors import ConfigError
+from wavesr.model.diffusion.schedules import get_named_beta_schedule
 
 
 def _cosine_closed_form(t: float, s: float = 0.008) -> float:

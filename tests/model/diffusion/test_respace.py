@@ -3,10 +3,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from wavesr.diffusion import GaussianDiffusion, SpacedDiffusion, create_diffusion
-from wavesr.diffusion.respace import space_timesteps
-from wavesr.diffusion.schedules import get_named_beta_schedule
 from wavesr.errors import ConfigError
+from wavesr.model.diffusion import GaussianDiffusion, SpacedDiffusion, create_diffusion
+from wavesr.model.diffusion.respace import space_timesteps
+from wavesr.model.diffusion.schedules import get_named_beta_schedule
 
 
 def test_ddim_striding() -> None:

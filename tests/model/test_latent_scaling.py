@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from wavesr.latent_scaling import LatentScaling
+from wavesr.model.latent_scaling import LatentScaling
 
 
 def _values() -> torch.Tensor:

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from wavesr.diffusion.gaussian_diffusion import GaussianDiffusion
-from wavesr.diffusion.losses import discretized_gaussian_log_likelihood, normal_kl
-from wavesr.diffusion.respace import SpacedDiffusion, space_timesteps
-from wavesr.diffusion.schedules import get_named_beta_schedule
+from wavesr.model.diffusion.gaussian_diffusion import GaussianDiffusion
+from wavesr.model.diffusion.losses import discretized_gaussian_log_likelihood, normal_kl
+from wavesr.model.diffusion.respace import SpacedDiffusion, space_timesteps
+from wavesr.model.diffusion.schedules import get_named_beta_schedule
 
 __all__ = [
     "GaussianDiffusion",

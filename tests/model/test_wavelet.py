@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from wavesr.wavelet import SUBBANDS, dwt2, dwt2_any, idwt2, idwt2_any, split_bands
+from wavesr.model.wavelet import SUBBANDS, dwt2, dwt2_any, idwt2, idwt2_any, split_bands
 
 
 @pytest.mark.parametrize("shape", [(2, 1, 8, 8), (3, 2, 16, 10), (1, 1, 224, 224)])

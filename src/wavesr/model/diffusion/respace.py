@@ -6,8 +6,8 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 
-from wavesr.diffusion.gaussian_diffusion import GaussianDiffusion
 from wavesr.errors import ConfigError
+from wavesr.model.diffusion.gaussian_diffusion import GaussianDiffusion
 
 
 def _ddim_steps(num_timesteps: int, desired: int) -> set[int]:

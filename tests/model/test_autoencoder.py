@@ -6,16 +6,16 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from wavesr.autoencoder import (
+from wavesr.config import load_config
+from wavesr.model.autoencoder import (
     AutoencoderConfig,
     AutoencoderLossWeights,
     FrequencyAutoencoder,
     autoencoder_losses,
     autoencoder_preset,
 )
-from wavesr.config import load_config
-from wavesr.transformer import LatentDiffusionTransformer
-from wavesr.wavelet import dwt2
+from wavesr.model.transformer import LatentDiffusionTransformer
+from wavesr.model.wavelet import dwt2
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -237,7 +237,7 @@ def test_gradients_reach_encoder_and_decoder():
 
 @pytest.mark.parametrize("name", ["cpu", "paper"])
 def test_named_autoencoder_sizes_match_the_yaml_presets(name: str) -> None:
-    from wavesr.autoencoder import AUTOENCODER_PRESETS
+    from wavesr.model.autoencoder import AUTOENCODER_PRESETS
 
     from_yaml = load_config(name).autoencoder
     for key, value in AUTOENCODER_PRESETS[name].items():

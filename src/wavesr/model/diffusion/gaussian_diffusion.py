@@ -16,8 +16,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from wavesr.diffusion.losses import discretized_gaussian_log_likelihood, normal_kl
 from wavesr.errors import ConfigError
+from wavesr.model.diffusion.losses import discretized_gaussian_log_likelihood, normal_kl
 
 PREDICTIONS = ("eps", "x0")
 VLB_SCALINGS = ("per-dim-bits", "raw")
