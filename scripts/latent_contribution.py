@@ -17,14 +17,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from wavesr.evaluate import (
+from wavesr.evaluation.evaluate import (
     EvalSettings,
     _batches,
     _degrade_batch,
     flatten_slices,
     load_eval_set,
 )
-from wavesr.metrics import psnr
+from wavesr.evaluation.metrics import psnr
 from wavesr.model.degrade import Degradation
 from wavesr.model.pipeline import WaveSRPipeline
 

@@ -25,8 +25,8 @@ import torch
 
 
 def one_setting(args: argparse.Namespace) -> dict:
-    from wavesr.bundle import load_bundle
-    from wavesr.methods import _default_model_dir
+    from wavesr.bundle.folder import load_bundle
+    from wavesr.evaluation.methods import _default_model_dir
     from wavesr.model.pipeline import WaveSRPipeline
 
     torch.set_num_threads(args.threads)

@@ -28,10 +28,10 @@ def super_resolve(pipe, lr_up: torch.Tensor, steps: int) -> np.ndarray:
 
 
 def main() -> None:
-    from wavesr.bundle import load_bundle
+    from wavesr.bundle.folder import load_bundle
     from wavesr.data.load import load_slices
-    from wavesr.methods import _default_model_dir
-    from wavesr.metrics import psnr
+    from wavesr.evaluation.methods import _default_model_dir
+    from wavesr.evaluation.metrics import psnr
     from wavesr.model.degrade import degrade, pad_to_multiple
     from wavesr.model.pipeline import WaveSRPipeline
     from wavesr.model.tiling import balanced_window, window_starts

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from helpers import blobs, tiny_train_args
 
-from wavesr.cli import main
+from wavesr.cli.main import main
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 

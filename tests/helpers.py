@@ -13,7 +13,7 @@ from pydicom.uid import UID, ImplicitVRLittleEndian, MRImageStorage, generate_ui
 
 from wavesr.data.load import load_slices
 from wavesr.data.prepare import prepare_slice
-from wavesr.metrics import band_psnr, psnr, ssim
+from wavesr.evaluation.metrics import band_psnr, psnr, ssim
 from wavesr.model.degrade import Degradation, degrade
 
 AXIAL_IOP = [1.0, 0.0, 0.0, 0.0, 1.0, 0.0]  # rows along +x (L), columns along +y (P)

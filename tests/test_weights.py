@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from wavesr.bundle import load_bundle, sha256_of
+from wavesr.bundle.folder import load_bundle, sha256_of
 from wavesr.errors import CheckpointError
 from wavesr.model.pipeline import WaveSRPipeline
 from wavesr.weights import baseline_dir, default_model_dir, through_plane_model_dir

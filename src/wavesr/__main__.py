@@ -1,6 +1,6 @@
 """`python -m wavesr` is the `wavesr` command."""
 
-from wavesr.cli import main
+from wavesr.cli.main import main
 
 if __name__ == "__main__":
     raise SystemExit(main())

@@ -9,9 +9,9 @@ import torch
 
 from wavesr.baselines.edsr import EDSR
 from wavesr.baselines.pixel_diffusion import build_unet
-from wavesr.bundle import load_bundle
+from wavesr.bundle.folder import load_bundle
 from wavesr.errors import ConfigError
-from wavesr.methods import MethodContext, build_method, known_methods
+from wavesr.evaluation.methods import MethodContext, build_method, known_methods
 from wavesr.model.degrade import Degradation
 from wavesr.training.checkpoint import load_state_into
 

@@ -9,7 +9,7 @@ from wavesr.baselines.edsr import EDSR, RESIDUAL_SCALE, ResBlock, edsr_loss
 from wavesr.baselines.pixel_diffusion import build_unet
 from wavesr.baselines.unet import UNet
 from wavesr.config import load_config
-from wavesr.metrics import count_parameters
+from wavesr.evaluation.metrics import count_parameters
 
 
 @pytest.mark.parametrize("size", [(17, 23), (32, 32), (5, 9)])

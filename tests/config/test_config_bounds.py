@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from wavesr.cli import main
+from wavesr.cli.main import main
 from wavesr.config import load_config, preset_names
 from wavesr.config.bounds import SIZE_LIMITS, STAGE_LIMITS, check_size_limits, size_limit_checks
 from wavesr.errors import ConfigError

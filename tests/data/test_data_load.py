@@ -125,7 +125,7 @@ def test_load_reformat_stacks_puts_the_thick_axis_on_the_rows(tmp_path):
     volume = np.random.default_rng(0).random((12, 10, 8)).astype(np.float32) + 0.2
     nib.save(nib.Nifti1Image(volume, affine), str(tmp_path / "v.nii.gz"))
     from wavesr.data import load
-    from wavesr.through_plane import reformat
+    from wavesr.tasks.through_plane.reformat import reformat
 
     stacks = load.load_reformat_stacks(tmp_path / "v.nii.gz", normalization="volume-percentile")
     assert [s.slice_axis for s in stacks] == [0, 2]

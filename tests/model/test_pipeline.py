@@ -52,7 +52,7 @@ def test_sr_command_passes_the_temperature(tiny_model, tmp_path) -> None:
     """`wavesr sr --temperature 0` gives the same output for two seeds."""
     import numpy as np
 
-    from wavesr.cli import main
+    from wavesr.cli.main import main
 
     lr = np.random.default_rng(0).random((8, 8)).astype(np.float32)
     np.save(tmp_path / "lr.npy", lr)
@@ -94,7 +94,7 @@ def test_out_of_range_consistency_steps_is_a_config_error(tiny_model) -> None:
 def test_evaluate_command_rejects_bad_consistency_steps(tiny_model, tmp_path, capsys) -> None:
     import numpy as np
 
-    from wavesr.cli import main
+    from wavesr.cli.main import main
 
     np.save(tmp_path / "hr.npy", np.random.default_rng(0).random((1, 32, 32)).astype(np.float32))
     argv = ["evaluate", str(tmp_path / "hr.npy"), "--methods", "wavesr", "--model", str(tiny_model)]

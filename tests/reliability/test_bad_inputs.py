@@ -33,7 +33,7 @@ from helpers import dicom_dataset, promise_huge_tensor, write_dicom
 from PIL import Image
 from pydicom.uid import generate_uid
 
-from wavesr.cli import main
+from wavesr.cli.main import main
 
 IS_ROOT = hasattr(os, "geteuid") and os.geteuid() == 0
 AFFINE = np.diag([1.0, 1.0, 2.0, 1.0])
@@ -572,7 +572,7 @@ def _wrong_arch(e: Env) -> Path:
 
 
 def _pickle_weights(e: Env) -> Path:
-    from wavesr.bundle import sha256_of
+    from wavesr.bundle.folder import sha256_of
 
     model = _copy_model(e, "pickled")
     torch.save({"w": torch.zeros(2)}, model / "autoencoder.pt")
@@ -584,7 +584,7 @@ def _pickle_weights(e: Env) -> Path:
 
 
 def _pickle_as_safetensors(e: Env) -> Path:
-    from wavesr.bundle import sha256_of
+    from wavesr.bundle.folder import sha256_of
 
     model = _copy_model(e, "disguised")
     torch.save({"w": torch.zeros(2)}, model / "ldt.safetensors")
@@ -685,7 +685,7 @@ def _config(section: str, **values) -> Callable[[dict, Path], None]:
 
 
 def _rehash(manifest: dict, root: Path, entry: str) -> None:
-    from wavesr.bundle import sha256_of
+    from wavesr.bundle.folder import sha256_of
 
     manifest["files"][entry]["sha256"] = sha256_of(root / manifest["files"][entry]["file"])
 
@@ -1642,7 +1642,7 @@ def test_valid_odd_inputs_train_and_evaluate(tmp_path, capsys):
 def _subprocess(argv: list[str]) -> subprocess.CompletedProcess:
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     return subprocess.run(
-        [sys.executable, "-m", "wavesr.cli", *argv],
+        [sys.executable, "-m", "wavesr.cli.main", *argv],
         capture_output=True,
         text=True,
         env=env,

@@ -27,14 +27,14 @@ from hypothesis import strategies as st
 from PIL import Image
 from pydicom.uid import ExplicitVRLittleEndian
 
-from wavesr.bundle import Bundle, load_bundle, save_bundle, sha256_of
+from wavesr.bundle.folder import Bundle, load_bundle, save_bundle, sha256_of
+from wavesr.bundle.safetensors_header import DTYPE_BITS, TensorInfo, read_header
 from wavesr.config import load_config
 from wavesr.data import load_slices
 from wavesr.data.types import SliceStack
 from wavesr.errors import CheckpointError, InputError
 from wavesr.model.autoencoder import FrequencyAutoencoder
 from wavesr.model.transformer import LatentDiffusionTransformer
-from wavesr.safetensors_header import DTYPE_BITS, TensorInfo, read_header
 
 SUFFIXES = (".nii", ".nii.gz", ".dcm", ".h5", ".png", ".jpg", ".npy")
 FUZZ = settings(

@@ -47,7 +47,7 @@ def _run(argv: list[str], log: Path) -> tuple[int, float]:
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     with log.open("w") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "wavesr.cli", *argv],
+            [sys.executable, "-m", "wavesr.cli.main", *argv],
             stdout=subprocess.DEVNULL,
             stderr=out,
             env=env,
@@ -117,7 +117,7 @@ def _wide_ldt(manifest: dict, root: Path) -> None:
 
 
 def _huge_tensor(manifest: dict, root: Path) -> None:
-    from wavesr.bundle import sha256_of
+    from wavesr.bundle.folder import sha256_of
 
     path = root / "ldt.safetensors"
     promise_huge_tensor(path)

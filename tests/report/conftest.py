@@ -12,7 +12,7 @@ import pytest
 from helpers import blobs, phantom
 from PIL import Image
 
-from wavesr.cli import main
+from wavesr.cli.main import main
 
 SIZE = 32
 AFFINE = np.array([[1.5, 0, 0, -10], [0, 2.0, 0, 5], [0, 0, 3.0, 7], [0, 0, 0, 1]])

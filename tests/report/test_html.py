@@ -17,9 +17,9 @@ import torch
 from helpers import blobs
 from PIL import Image
 
-from wavesr.cli import main
+from wavesr.cli.main import main
 from wavesr.errors import OutputError
-from wavesr.evaluate import (
+from wavesr.evaluation.evaluate import (
     EvalSettings,
     evaluate,
     flatten_slices,
@@ -27,7 +27,7 @@ from wavesr.evaluate import (
     select_evenly,
     write_outputs,
 )
-from wavesr.methods import register_method, unregister_method
+from wavesr.evaluation.methods import register_method, unregister_method
 from wavesr.model.degrade import Degradation, degrade
 from wavesr.report import fmt
 from wavesr.report.volume import window

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from wavesr.evaluation.uncertainty_eval import SliceMaps
 from wavesr.report import html
 from wavesr.report.uncertainty import (
     calibration_table,
@@ -14,7 +15,6 @@ from wavesr.report.uncertainty import (
     plot_axis,
     seed_table,
 )
-from wavesr.uncertainty_eval import SliceMaps
 
 
 def _point(setting: str, temperature: float, samples: int, psnr: float, fid) -> dict:

@@ -17,8 +17,8 @@ import torch.nn.functional as F
 from safetensors.torch import load_file
 from torch import nn
 
-from wavesr import cli
-from wavesr.bundle import load_bundle
+from wavesr.bundle.folder import load_bundle
+from wavesr.cli.main import main as cli
 from wavesr.config import OptimConfig, StageConfig, TrainConfig
 from wavesr.errors import WaveSRError
 from wavesr.training.checkpoint import PICKLE_SUFFIXES, checkpoint_dirs, save_tensors
@@ -201,7 +201,7 @@ def _looks_pickled(path: Path) -> bool:
 def test_sigterm_saves_checkpoint_and_exits_cleanly(disc_volume, tmp_path):
     out, steps = tmp_path / "run", 40
     proc = subprocess.Popen(
-        [sys.executable, "-m", "wavesr.cli", *_ae_args(disc_volume, out, steps)],
+        [sys.executable, "-m", "wavesr.cli.main", *_ae_args(disc_volume, out, steps)],
         env={**os.environ, "OMP_NUM_THREADS": "1"},
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip

@@ -8,8 +8,8 @@ import pytest
 import torch
 from helpers import tiny_train_args
 
-from wavesr.bundle import load_bundle
-from wavesr.cli import main
+from wavesr.bundle.folder import load_bundle
+from wavesr.cli.main import main
 from wavesr.errors import ConfigError
 from wavesr.training.tasks import LDTStandIn
 

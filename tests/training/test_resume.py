@@ -13,7 +13,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from wavesr import cli
+from wavesr.cli.main import main as cli
 from wavesr.training.checkpoint import checkpoint_dirs
 
 STEPS = 16
@@ -44,7 +44,7 @@ def _run_inline(args: list[str]) -> None:
 def _kill_after_first_checkpoint(args: list[str], out: Path) -> None:
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "wavesr.cli", *args],
+        [sys.executable, "-m", "wavesr.cli.main", *args],
         env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
     )  # fmt: skip
     deadline = time.monotonic() + 120

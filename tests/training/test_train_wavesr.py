@@ -7,8 +7,8 @@ import csv
 import torch
 from helpers import tiny_train_args
 
-from wavesr.bundle import load_bundle
-from wavesr.cli import main
+from wavesr.bundle.folder import load_bundle
+from wavesr.cli.main import main
 
 
 def test_train_wavesr_runs_both_stages_and_writes_the_bundle(train_data, tmp_path, capsys):

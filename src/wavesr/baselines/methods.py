@@ -15,9 +15,9 @@ from torch import Tensor, nn
 
 from wavesr.baselines.edsr import EDSR
 from wavesr.baselines.pixel_diffusion import PixelDiffusionSampler, build_unet
-from wavesr.bundle import Bundle, load_bundle
+from wavesr.bundle.folder import Bundle, load_bundle
 from wavesr.errors import ConfigError
-from wavesr.methods import MethodContext, check_model_scale, register_method
+from wavesr.evaluation.methods import MethodContext, check_model_scale, register_method
 from wavesr.training.checkpoint import load_state_into
 
 

@@ -13,7 +13,7 @@ from torch import Tensor, nn
 
 from wavesr.baselines.edsr import EDSR, edsr_loss
 from wavesr.baselines.pixel_diffusion import build_unet, pixel_diffusion_loss
-from wavesr.bundle import save_bundle
+from wavesr.bundle.folder import save_bundle
 from wavesr.config import WaveSRConfig
 from wavesr.data.bank import SliceBank, step_generator
 from wavesr.errors import ConfigError

@@ -3,8 +3,8 @@
 The limits are generous (several times the `paper` preset, which trains on GPUs) but finite, and
 docs/reliability.md lists them. They apply wherever a config comes from: presets, YAML files,
 ``--set`` overrides and the config inside a model bundle. A config within every field's limit can
-still describe a network too large to build; `wavesr.weights_check.check_network_size` bounds its
-parameter count before training starts.
+still describe a network too large to build;
+`wavesr.bundle.weights_check.check_network_size` bounds its parameter count before training starts.
 """
 
 from __future__ import annotations

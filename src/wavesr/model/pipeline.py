@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from wavesr.bundle import Bundle, load_bundle, load_ldt
+from wavesr.bundle.folder import Bundle, load_bundle, load_ldt
 from wavesr.config import WaveSRConfig, check_consistency_steps, check_temperature
 from wavesr.errors import CheckpointError
 from wavesr.model.autoencoder import FrequencyAutoencoder

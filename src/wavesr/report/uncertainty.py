@@ -123,7 +123,7 @@ def _nan(value: float | None) -> float:
 def figure_pngs(unc: dict, maps: Sequence) -> dict[str, bytes]:
     """The two figures by file name: the perception-distortion plot and, for the `maps`
     (`uncertainty_eval.SliceMaps`), the error beside the std."""
-    from wavesr import figures
+    from wavesr.report import figures
 
     key, label, ideal = plot_axis(unc)
     points = unc["perception_distortion"]

@@ -13,12 +13,12 @@ from pathlib import Path
 
 import torch
 
-from wavesr.bundle import MANIFEST, copy_bundle, latent_scalings, load_bundle
+from wavesr.bundle.export import export_model
+from wavesr.bundle.folder import MANIFEST, copy_bundle, latent_scalings, load_bundle
 from wavesr.config import StageConfig, WaveSRConfig, save_config
 from wavesr.data.bank import SliceBank
 from wavesr.data.types import missing_error
 from wavesr.errors import ConfigError, WaveSRError
-from wavesr.export import export_model
 from wavesr.model.pipeline import load_autoencoder
 from wavesr.training.checkpoint import read_json
 from wavesr.training.engine import Task, TrainResult, train

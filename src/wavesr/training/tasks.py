@@ -14,7 +14,7 @@ import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from wavesr.bundle import load_ldt, save_bundle, scaling_extras
+from wavesr.bundle.folder import load_ldt, save_bundle, scaling_extras
 from wavesr.config import ROBUST_LATENTS, WaveSRConfig
 from wavesr.data.bank import SliceBank, step_generator
 from wavesr.errors import CheckpointError, ConfigError
