@@ -14,8 +14,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from wavesr.evaluation.evaluate import EvalSettings, load_eval_set
+from wavesr.evaluation.evaluate import load_eval_set
 from wavesr.evaluation.metrics import psnr
+from wavesr.evaluation.shared import EvalSettings
 from wavesr.model.degrade import Degradation, degrade
 from wavesr.model.wavelet import dwt2, idwt2
 

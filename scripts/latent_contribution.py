@@ -17,14 +17,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from wavesr.evaluation.evaluate import (
-    EvalSettings,
-    _batches,
-    _degrade_batch,
-    flatten_slices,
-    load_eval_set,
-)
+from wavesr.bundle.folder import load_pipeline
+from wavesr.evaluation.evaluate import flatten_slices, load_eval_set
 from wavesr.evaluation.metrics import psnr
+from wavesr.evaluation.shared import EvalSettings, _batches, _degrade_batch
 from wavesr.model.degrade import Degradation
 from wavesr.model.pipeline import WaveSRPipeline
 
@@ -65,7 +61,7 @@ def main() -> None:
         from wavesr.weights import default_model_dir
 
         args.model = Path(default_model_dir())
-    pipe = WaveSRPipeline.from_pretrained(args.model)
+    pipe = load_pipeline(args.model)
     for folder in args.data:
         scores = folder_scores(pipe, folder, args.max_slices)
         print(folder.name, "  ".join(f"{k}: {v:.2f}" for k, v in scores.items()))

@@ -14,9 +14,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from wavesr.bundle.folder import load_bundle, load_ldt
+from wavesr.bundle.folder import load_autoencoder, load_bundle, load_ldt
 from wavesr.evaluation.methods import _default_model_dir
-from wavesr.model.pipeline import load_autoencoder
 from wavesr.training.run import slice_bank
 from wavesr.training.validation import LDTValidator, validation_indices, verdict
 

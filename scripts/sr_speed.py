@@ -25,15 +25,14 @@ import torch
 
 
 def one_setting(args: argparse.Namespace) -> dict:
-    from wavesr.bundle.folder import load_bundle
+    from wavesr.bundle.folder import load_bundle, load_pipeline
     from wavesr.evaluation.methods import _default_model_dir
-    from wavesr.model.pipeline import WaveSRPipeline
 
     torch.set_num_threads(args.threads)
     bundle = load_bundle(args.model or _default_model_dir())
     bundle.config.diffusion.tile_window = args.tile
     bundle.config.diffusion.tile_overlap = args.overlap
-    pipe = WaveSRPipeline.from_pretrained(bundle)
+    pipe = load_pipeline(bundle)
     scale = bundle.config.data.scale
     side = args.size // scale
     gen = torch.Generator().manual_seed(0)

@@ -28,12 +28,11 @@ def super_resolve(pipe, lr_up: torch.Tensor, steps: int) -> np.ndarray:
 
 
 def main() -> None:
-    from wavesr.bundle.folder import load_bundle
+    from wavesr.bundle.folder import load_bundle, load_pipeline
     from wavesr.data.load import load_slices
     from wavesr.evaluation.methods import _default_model_dir
     from wavesr.evaluation.metrics import psnr
     from wavesr.model.degrade import degrade, pad_to_multiple
-    from wavesr.model.pipeline import WaveSRPipeline
     from wavesr.model.tiling import balanced_window, window_starts
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -51,10 +50,10 @@ def main() -> None:
     picks = np.linspace(0, len(stack) - 1, min(args.slices, len(stack))).round().astype(int)
     tiled_bundle = copy.deepcopy(bundle)  # the same weights, another tiling setting
     bundle.config.diffusion.tile_window = 0
-    untiled = WaveSRPipeline.from_pretrained(bundle)
+    untiled = load_pipeline(bundle)
     tiled_cfg = tiled_bundle.config.diffusion
     tiled_cfg.tile_window, tiled_cfg.tile_overlap = args.window, args.overlap
-    tiled = WaveSRPipeline.from_pretrained(tiled_bundle)
+    tiled = load_pipeline(tiled_bundle)
     scores = {"untiled": [], "tiled": [], "between": []}
     shown = None
     for k in picks:

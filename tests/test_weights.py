@@ -8,9 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from wavesr.bundle.folder import load_bundle, sha256_of
+from wavesr.bundle.folder import load_bundle, load_pipeline, sha256_of
 from wavesr.errors import CheckpointError
-from wavesr.model.pipeline import WaveSRPipeline
 from wavesr.weights import baseline_dir, default_model_dir, through_plane_model_dir
 
 
@@ -44,7 +43,7 @@ def test_through_plane_model_is_a_slice_axis_model_that_sees_every_lr_band() -> 
 
 
 def test_default_model_super_resolves_a_small_slice() -> None:
-    pipeline = WaveSRPipeline.from_pretrained(default_model_dir())
+    pipeline = load_pipeline(default_model_dir())
     y, x = torch.meshgrid(torch.linspace(-1, 1, 12), torch.linspace(-1, 1, 10), indexing="ij")
     lr = ((x**2 + y**2) < 0.6).float()[None, None] * 0.8
     sr = pipeline.super_resolve(lr, steps=2, seed=0)
@@ -79,7 +78,7 @@ def test_default_model_decoder_uses_the_generated_latents() -> None:
     from wavesr.model.degrade import Degradation, degrade
     from wavesr.model.wavelet import dwt2, idwt2
 
-    pipe = WaveSRPipeline.from_pretrained(default_model_dir())
+    pipe = load_pipeline(default_model_dir())
     hr = torch.from_numpy(_discs(2, 64))[:, None]
     _, lr_up = degrade(hr, Degradation(scale=4), seed=0)
     ae = pipe.autoencoder

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from wavesr.bundle.checkpoint_io import save_tensors
 from wavesr.bundle.folder import MANIFEST, load_bundle, sha256_of
 from wavesr.bundle.weights_check import (
     AUTOENCODER,
@@ -21,7 +22,6 @@ from wavesr.cli.main import main
 from wavesr.config import config_from_dict, load_config
 from wavesr.errors import CheckpointError, ConfigError
 from wavesr.model.autoencoder import FrequencyAutoencoder
-from wavesr.training.checkpoint import save_tensors
 from wavesr.weights import WEIGHTS_DIR
 
 BUNDLES = ("wavesr-cpu-x4", "edsr-cpu-x4", "pixel-diffusion-cpu-x4")

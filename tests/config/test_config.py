@@ -18,8 +18,8 @@ from wavesr.config import (
     save_config,
 )
 from wavesr.errors import ConfigError
+from wavesr.model.build import degradation_of
 from wavesr.model.degrade import Degradation
-from wavesr.training.tasks import degradation_of
 
 
 @pytest.mark.parametrize("name", ["cpu", "cpu-s8", "paper", "tiny"])

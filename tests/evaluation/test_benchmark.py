@@ -13,8 +13,8 @@ from PIL import Image
 import wavesr.weights
 from wavesr.cli.commands.benchmark import parse_steps
 from wavesr.cli.main import main
+from wavesr.data.prepare import select_evenly
 from wavesr.errors import ConfigError
-from wavesr.evaluation.evaluate import select_evenly
 from wavesr.report import fmt
 
 SIZE = 32

@@ -10,18 +10,18 @@ import torch
 from helpers import hand_bicubic, phantom
 from PIL import Image
 
-from wavesr.bundle.folder import load_bundle, save_bundle
+from wavesr.bundle.folder import load_bundle, load_pipeline, save_bundle
 from wavesr.cli.main import main
 from wavesr.config import load_config
 from wavesr.data.load import load_slices
-from wavesr.data.prepare import prepare_slice
+from wavesr.data.prepare import prepare_slice, select_evenly
 from wavesr.errors import InputError
-from wavesr.evaluation.evaluate import EvalSettings, evaluate, select_evenly
+from wavesr.evaluation.evaluate import evaluate
 from wavesr.evaluation.methods import register_method, unregister_method
 from wavesr.evaluation.metrics import band_energy, count_parameters, psnr
+from wavesr.evaluation.shared import EvalSettings
 from wavesr.model.autoencoder import FrequencyAutoencoder
 from wavesr.model.degrade import Degradation, back_project, degrade
-from wavesr.model.pipeline import WaveSRPipeline
 from wavesr.model.transformer import LatentDiffusionTransformer
 from wavesr.report import cpu_model, fmt, fmt_count, markdown_table
 
@@ -200,9 +200,9 @@ def test_network_methods_with_a_tiny_trained_model(
     assert code == 0
     doc = json.loads((out / "metrics.json").read_text())
     oracle, wsr = doc["methods"]["autoencoder-oracle"], doc["methods"]["wavesr"]
-    pipe = WaveSRPipeline.from_pretrained(tiny_autoencoder)
+    pipe = load_pipeline(tiny_autoencoder)
     assert oracle["params"] == count_parameters(pipe.autoencoder)
-    full = WaveSRPipeline.from_pretrained(tiny_model)
+    full = load_pipeline(tiny_model)
     assert wsr["params"] == count_parameters(full.autoencoder) + count_parameters(full.ldt)
     assert oracle["gflops_per_slice"] > 0 and wsr["gflops_per_slice"] > 0
     assert oracle["gflops_size"] == [32, 20]
@@ -238,7 +238,7 @@ def test_zero_latents_row_beside_wavesr(data, tmp_path: Path) -> None:
     assert zero["info"]["model"] == wsr["info"]["model"] == str(root)
     assert zero["info"]["consistency_steps"] == 2 and zero["params"] < wsr["params"]
     assert len(zero["band_energy_ratio"]) == 10
-    pipe = WaveSRPipeline.from_pretrained(root)
+    pipe = load_pipeline(root)
     expected = []
     for image in load_slices(data["vol"] / "v.npy").slices:
         hr = torch.from_numpy(prepare_slice(image, SIZE, "area", 4))[None, None]

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from wavesr.bundle.folder import save_bundle
+from wavesr.bundle.folder import load_pipeline, save_bundle
 from wavesr.config import load_config
 from wavesr.errors import CheckpointError, ConfigError
 from wavesr.evaluation import methods
@@ -24,7 +24,6 @@ from wavesr.evaluation.metrics import count_parameters
 from wavesr.model.autoencoder import FrequencyAutoencoder
 from wavesr.model.degrade import Degradation, back_project
 from wavesr.model.latent_scaling import LatentScaling
-from wavesr.model.pipeline import WaveSRPipeline
 from wavesr.model.transformer import LatentDiffusionTransformer
 
 
@@ -195,13 +194,13 @@ def test_plugin_import_ignores_only_the_missing_module(monkeypatch, tmp_path: Pa
     monkeypatch.syspath_prepend(str(tmp_path))
     with pytest.raises(ModuleNotFoundError, match="wavesr_no_such_dependency"):
         methods._load_plugin("wavesr_test_plugin")  # present but broken: raises
-    if "wavesr.baselines.methods" in sys.modules:  # the baselines registered theirs
+    if "wavesr.evaluation.baseline_methods" in sys.modules:  # the baselines registered theirs
         assert {"edsr", "pixel-diffusion"} <= set(known_methods())
 
 
 def _decode_zeros_by_hand(root: Path, lr_up: torch.Tensor, iterations: int) -> torch.Tensor:
     """The WaveSR pipeline with zero generated latents, written out step by step."""
-    pipe = WaveSRPipeline.from_pretrained(root)
+    pipe = load_pipeline(root)
     with torch.no_grad():
         ll_lr, ll_latent, size = pipe.encode_condition(lr_up)
         channels = load_config("tiny").ldt.in_channels  # 4 bands x 3 latent channels

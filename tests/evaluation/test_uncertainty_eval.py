@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 from helpers import blobs, hand_bicubic
 
-from wavesr.evaluation.evaluate import EvalSettings, FIDTracker, flatten_slices, load_eval_sets
+from wavesr.evaluation.evaluate import flatten_slices, load_eval_sets
+from wavesr.evaluation.shared import EvalSettings, FIDTracker
 from wavesr.evaluation.uncertainty_eval import measure_uncertainty, reference_points
 from wavesr.model.degrade import Degradation
 

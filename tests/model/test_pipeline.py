@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 
+from wavesr.bundle.folder import load_pipeline
 from wavesr.config import load_config
 from wavesr.model.autoencoder import FrequencyAutoencoder
 from wavesr.model.degrade import Degradation, degrade, slice_downsample
@@ -17,7 +18,7 @@ def _lr_up(seed: int = 0) -> torch.Tensor:
 
 
 def test_temperature_zero_makes_the_sample_independent_of_the_seed(tiny_model) -> None:
-    pipe = WaveSRPipeline.from_pretrained(tiny_model)
+    pipe = load_pipeline(tiny_model)
     x = _lr_up()
     pipe.config.diffusion.temperature = 1.0
     a, b = pipe(x, seed=1), pipe(x, seed=2)
@@ -29,7 +30,7 @@ def test_temperature_zero_makes_the_sample_independent_of_the_seed(tiny_model) -
 
 def test_temperature_scales_the_starting_noise(tiny_model) -> None:
     """Half temperature equals sampling from half the noise of the same seed."""
-    pipe = WaveSRPipeline.from_pretrained(tiny_model)
+    pipe = load_pipeline(tiny_model)
     cond = torch.randn(1, 3, 2, 2)
     pipe.config.diffusion.temperature = 0.5
     half = pipe.sample_high_frequency_latents(cond, steps=3, seed=4, sampler="ddim", progress=False)
@@ -43,7 +44,7 @@ def test_out_of_range_temperature_is_a_config_error(tiny_model) -> None:
 
     from wavesr.errors import ConfigError
 
-    pipe = WaveSRPipeline.from_pretrained(tiny_model)
+    pipe = load_pipeline(tiny_model)
     with pytest.raises(ConfigError, match="temperature"):
         pipe(_lr_up(), temperature=1.5)
 
@@ -68,7 +69,7 @@ def test_sr_command_passes_the_temperature(tiny_model, tmp_path) -> None:
 def test_consistency_steps_make_the_sr_agree_with_its_input(tiny_model) -> None:
     from wavesr.model.degrade import downsample
 
-    pipe = WaveSRPipeline.from_pretrained(tiny_model)
+    pipe = load_pipeline(tiny_model)
     hr = _lr_up(3)
     lr = downsample(hr, 4)
     lr_up = torch.nn.functional.interpolate(lr, scale_factor=4, mode="bicubic").clamp(0, 1)
@@ -86,7 +87,7 @@ def test_out_of_range_consistency_steps_is_a_config_error(tiny_model) -> None:
 
     from wavesr.errors import ConfigError
 
-    pipe = WaveSRPipeline.from_pretrained(tiny_model)
+    pipe = load_pipeline(tiny_model)
     with pytest.raises(ConfigError, match="consistency-steps"):
         pipe(_lr_up(), consistency_steps=-1)
 
@@ -109,7 +110,7 @@ def test_back_projection_uses_the_given_degradation(tiny_model) -> None:
     it in k-space; the model's own (bicubic) operator does not."""
     from wavesr.model.degrade import Degradation, degrade
 
-    pipe = WaveSRPipeline.from_pretrained(tiny_model)
+    pipe = load_pipeline(tiny_model)
     kspace = Degradation("kspace", 4)
     yy, xx = torch.meshgrid(torch.arange(32.0), torch.arange(32.0), indexing="ij")
     smooth = 0.5 + 0.2 * torch.cos(2 * torch.pi * yy / 32) + 0.1 * torch.sin(2 * torch.pi * xx / 32)
@@ -127,7 +128,7 @@ def test_back_projection_uses_the_given_degradation(tiny_model) -> None:
 def test_tiled_sampling_matches_whole_slice_when_one_window_covers(tiny_model) -> None:
     from wavesr.model.tiling import TiledDenoiser
 
-    pipe = WaveSRPipeline.from_pretrained(tiny_model)
+    pipe = load_pipeline(tiny_model)
     assert pipe.denoiser is pipe.ldt  # tile_window 0 in the tiny preset: no tiling
     cond = torch.randn(2, 3, 6, 6, generator=torch.Generator().manual_seed(0))
     kwargs = dict(steps=3, seed=4, sampler="ddim", progress=False)

@@ -18,16 +18,11 @@ from helpers import blobs
 from PIL import Image
 
 from wavesr.cli.main import main
+from wavesr.data.prepare import select_evenly
 from wavesr.errors import OutputError
-from wavesr.evaluation.evaluate import (
-    EvalSettings,
-    evaluate,
-    flatten_slices,
-    load_eval_sets,
-    select_evenly,
-    write_outputs,
-)
+from wavesr.evaluation.evaluate import evaluate, flatten_slices, load_eval_sets, write_outputs
 from wavesr.evaluation.methods import register_method, unregister_method
+from wavesr.evaluation.shared import EvalSettings
 from wavesr.model.degrade import Degradation, degrade
 from wavesr.report import fmt
 from wavesr.report.volume import window

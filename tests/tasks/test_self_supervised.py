@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 import torch
 
+from wavesr.bundle.folder import load_pipeline
 from wavesr.cli.main import main
 from wavesr.errors import ConfigError
-from wavesr.model.pipeline import WaveSRPipeline
 from wavesr.tasks.self_supervised import (
     adapt_decoder,
     adaptation_config,
@@ -47,7 +47,7 @@ def test_in_plane_slices_are_normalised_and_also_transposed():
 
 
 def test_adaptation_config_thins_rows_and_keeps_the_learning_rate(tiny_model):
-    pipe = WaveSRPipeline.from_pretrained(tiny_model)  # an in-plane (bicubic) model
+    pipe = load_pipeline(tiny_model)  # an in-plane (bicubic) model
     config = adaptation_config(pipe.config, 7)
     assert config.data.degradation == "slice-axis" and config.data.scale == 4
     train = config.autoencoder_training
@@ -57,7 +57,7 @@ def test_adaptation_config_thins_rows_and_keeps_the_learning_rate(tiny_model):
 
 
 def test_adapting_changes_only_the_decoder(tiny_through_plane_model):
-    pipe = WaveSRPipeline.from_pretrained(tiny_through_plane_model)
+    pipe = load_pipeline(tiny_through_plane_model)
     before, ldt_before = _state(pipe.autoencoder), _state(pipe.ldt)
     done = adapt_decoder(pipe, _volume(), 2, minutes=10, max_steps=2, progress=False)
     assert (done.steps, done.slices) == (2, 12)

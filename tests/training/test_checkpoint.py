@@ -9,16 +9,18 @@ import pytest
 import torch
 from torch import nn
 
-from wavesr.errors import CheckpointError
-from wavesr.training.checkpoint import (
+from wavesr.bundle.checkpoint_io import (
     checkpoint_dirs,
-    flatten_optimizer,
-    load_checkpoint,
     load_state_into,
     load_tensors,
     read_json,
-    save_checkpoint,
     save_tensors,
+)
+from wavesr.errors import CheckpointError
+from wavesr.training.checkpoint import (
+    flatten_optimizer,
+    load_checkpoint,
+    save_checkpoint,
     unflatten_optimizer,
 )
 

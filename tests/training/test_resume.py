@@ -13,8 +13,8 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from wavesr.bundle.checkpoint_io import checkpoint_dirs
 from wavesr.cli.main import main as cli
-from wavesr.training.checkpoint import checkpoint_dirs
 
 STEPS = 16
 

@@ -19,8 +19,8 @@ from torch import Tensor, nn
 
 from wavesr.baselines.unet import UNet
 from wavesr.config import WaveSRConfig
+from wavesr.model.build import diffusion_of
 from wavesr.model.degrade import crop_to, pad_to_multiple
-from wavesr.training.tasks import diffusion_of
 
 
 def build_unet(config: WaveSRConfig) -> UNet:

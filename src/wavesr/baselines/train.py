@@ -17,10 +17,10 @@ from wavesr.bundle.folder import save_bundle
 from wavesr.config import WaveSRConfig
 from wavesr.data.bank import SliceBank, step_generator
 from wavesr.errors import ConfigError
+from wavesr.model.build import degradation_of, diffusion_of
 from wavesr.model.degrade import degrade
 from wavesr.training.engine import TrainResult
 from wavesr.training.run import check_data, run_task, slice_bank
-from wavesr.training.tasks import degradation_of, diffusion_of
 
 
 class BaselineTask:

@@ -21,12 +21,7 @@ from pathlib import Path
 
 import torch
 
-from wavesr.bundle.weights_check import check_weights, network_of
-from wavesr.config import WaveSRConfig, config_from_dict
-from wavesr.errors import CheckpointError, ConfigError
-from wavesr.model.latent_scaling import LatentScaling
-from wavesr.model.transformer import LatentDiffusionTransformer, LDTConfig
-from wavesr.training.checkpoint import (
+from wavesr.bundle.checkpoint_io import (
     PICKLE_SUFFIXES,
     load_state_into,
     load_tensors,
@@ -34,6 +29,13 @@ from wavesr.training.checkpoint import (
     save_tensors,
     write_json,
 )
+from wavesr.bundle.weights_check import check_weights, network_of
+from wavesr.config import WaveSRConfig, config_from_dict
+from wavesr.errors import CheckpointError, ConfigError
+from wavesr.model.autoencoder import FrequencyAutoencoder
+from wavesr.model.latent_scaling import LatentScaling
+from wavesr.model.pipeline import WaveSRPipeline
+from wavesr.model.transformer import LatentDiffusionTransformer, LDTConfig
 
 FORMAT = "wavesr-bundle/1"
 MANIFEST = "wavesr.json"
@@ -222,3 +224,28 @@ def load_ldt(bundle: Bundle) -> LoadedLDT:
     load_state_into(ldt, bundle.tensors["ldt"], bundle.root)
     hf, cond = latent_scalings(bundle.extras, bundle.config.ldt)
     return LoadedLDT(ldt.eval(), hf=hf, cond=cond)
+
+
+def load_autoencoder(bundle: Bundle, device: str | torch.device = "cpu") -> FrequencyAutoencoder:
+    if "autoencoder" not in bundle.tensors:
+        raise CheckpointError("bundle has no autoencoder weights", bundle.root)
+    model = FrequencyAutoencoder(bundle.config.autoencoder)
+    load_state_into(model, bundle.tensors["autoencoder"], bundle.root)
+    return model.to(device).eval()
+
+
+def load_pipeline(path: str | Path | Bundle, device: str = "cpu") -> WaveSRPipeline:
+    """The inference pipeline of a bundle folder (or a loaded Bundle), on `device`."""
+    bundle = path if isinstance(path, Bundle) else load_bundle(path)
+    autoencoder = load_autoencoder(bundle, device)
+    if "ldt" not in bundle.tensors:
+        return WaveSRPipeline(bundle.config, autoencoder, None, device=device)
+    ldt = load_ldt(bundle)
+    return WaveSRPipeline(
+        bundle.config,
+        autoencoder,
+        ldt.model,
+        hf_scaling=ldt.hf,
+        cond_scaling=ldt.cond,
+        device=device,
+    )

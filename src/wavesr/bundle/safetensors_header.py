@@ -13,8 +13,8 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
+from wavesr.bundle.checkpoint_io import PICKLE_SUFFIXES, load_tensors
 from wavesr.errors import CheckpointError
-from wavesr.training.checkpoint import PICKLE_SUFFIXES, load_tensors
 
 # A header lists names and shapes (~100 bytes a tensor): 16 MiB is ~100k tensors. The library
 # itself allows 100 MB; parsing that much JSON into Python objects would take gigabytes.

@@ -138,7 +138,7 @@ def check_network_size(network: Network, config: WaveSRConfig) -> None:
 def check_training_start(model: str, config: WaveSRConfig, out: Path, *, resume: bool) -> None:
     """Before `wavesr train MODEL`: each network it trains must be buildable (MAX_PARAMETERS),
     and with ``resume`` the latest checkpoint must fit the network the config describes."""
-    from wavesr.training.checkpoint import checkpoint_dirs
+    from wavesr.bundle.checkpoint_io import checkpoint_dirs
 
     for folder, network in TRAINED.get(model, ()):
         check_network_size(network, config)

@@ -10,12 +10,12 @@ still describe a network too large to build;
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from wavesr.errors import ConfigError
 
-if TYPE_CHECKING:
-    from wavesr.config import WaveSRConfig
+# A WaveSRConfig (wavesr.config), not imported: wavesr.config imports this module.
+WaveSRConfig = Any
 
 SIZE_LIMITS: dict[str, float] = {
     "autoencoder.latent_channels": 64,

@@ -41,3 +41,10 @@ def crop_to_multiple(image: np.ndarray, multiple: int) -> np.ndarray:
 
 def prepare_slice(image: np.ndarray, size: int, mode: str, multiple: int) -> np.ndarray:
     return np.ascontiguousarray(crop_to_multiple(fit_to_size(image, size, mode), multiple))
+
+
+def select_evenly(n: int, k: int | None) -> list[int]:
+    """k indices spread evenly over range(n) (the centre of k equal parts); all if k >= n."""
+    if k is None or k >= n:
+        return list(range(n))
+    return [((2 * i + 1) * n) // (2 * k) for i in range(k)]

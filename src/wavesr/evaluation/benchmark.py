@@ -18,11 +18,10 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from wavesr.data.prepare import select_evenly
 from wavesr.errors import ConfigError
 from wavesr.evaluation.evaluate import (
     REPORT_SLICES,
-    EvalSettings,
-    FIDTracker,
     MethodRun,
     add_report_panels,
     add_uncertainty_panels,
@@ -30,7 +29,6 @@ from wavesr.evaluation.evaluate import (
     check_uncertainty_method,
     dataset_entry,
     flatten_slices,
-    json_number,
     load_eval_sets,
     method_context,
     method_entry,
@@ -40,12 +38,12 @@ from wavesr.evaluation.evaluate import (
     report_viewer,
     run_method,
     run_uncertainty,
-    select_evenly,
     uncertainty_entry,
     uncertainty_figures,
     write_files,
 )
 from wavesr.evaluation.methods import MethodContext, SRMethod, build_method, known_methods
+from wavesr.evaluation.shared import EvalSettings, FIDTracker, json_number
 from wavesr.report import figures, html, machine_info, viewer
 from wavesr.report.markdown import benchmark_markdown as render_markdown  # re-exported
 from wavesr.runtime import resolve_device

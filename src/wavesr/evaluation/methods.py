@@ -2,7 +2,7 @@
 
 A method is built by a factory ``factory(ctx: MethodContext) -> SRMethod`` registered under a
 name with ``@register_method("name")``. Adding a method is one decorated factory anywhere that
-is imported (the baselines register theirs from ``wavesr.baselines.methods``).
+is imported (the baselines register theirs from ``wavesr.evaluation.baseline_methods``).
 """
 
 from __future__ import annotations
@@ -134,8 +134,7 @@ def _bicubic(ctx: MethodContext) -> Bicubic:
 
 
 def _load_pipeline(name: str, path: Path, ctx: MethodContext, *, need_ldt: bool):
-    from wavesr.bundle.folder import load_bundle
-    from wavesr.model.pipeline import WaveSRPipeline
+    from wavesr.bundle.folder import load_bundle, load_pipeline
 
     bundle = load_bundle(path)
     if need_ldt and "ldt" not in bundle.tensors:
@@ -152,7 +151,7 @@ def _load_pipeline(name: str, path: Path, ctx: MethodContext, *, need_ldt: bool)
         "model_step": bundle.step,
         "trained_degradation": data.to_degradation().label,
     }
-    return WaveSRPipeline.from_pretrained(bundle, device=ctx.device), info
+    return load_pipeline(bundle, device=ctx.device), info
 
 
 class AutoencoderOracle:
@@ -339,4 +338,4 @@ def _load_plugin(module: str) -> None:
 
 # Baseline methods (edsr, pixel-diffusion) register themselves from their own module. This
 # must stay last: that module imports register_method from this one.
-_load_plugin("wavesr.baselines.methods")
+_load_plugin("wavesr.evaluation.baseline_methods")

@@ -21,8 +21,10 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from wavesr.data.prepare import select_evenly
 from wavesr.evaluation import metrics, uncertainty
-from wavesr.evaluation.evaluate import (
+from wavesr.evaluation.sampling_stats import STD_DDOF, RunningMoments
+from wavesr.evaluation.shared import (
     MIN_UNCERTAINTY_SAMPLES,
     N_BANDS,
     EvalSettings,
@@ -31,9 +33,7 @@ from wavesr.evaluation.evaluate import (
     _batches,
     _degrade_batch,
     json_number,
-    select_evenly,
 )
-from wavesr.evaluation.sampling_stats import STD_DDOF, RunningMoments
 from wavesr.model.degrade import Degradation, back_project
 
 __all__ = [

@@ -10,30 +10,19 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import replace
-from pathlib import Path
 
 import torch
 from torch import Tensor
 
-from wavesr.bundle.folder import Bundle, load_bundle, load_ldt
 from wavesr.config import WaveSRConfig, check_consistency_steps, check_temperature
 from wavesr.errors import CheckpointError
 from wavesr.model.autoencoder import FrequencyAutoencoder
+from wavesr.model.build import diffusion_of, encode_slice_latents
 from wavesr.model.degrade import Degradation, back_project, crop_to, pad_to_multiple, upsample_for
 from wavesr.model.latent_scaling import LatentScaling
 from wavesr.model.tiling import TiledDenoiser
 from wavesr.model.transformer import LatentDiffusionTransformer
 from wavesr.model.wavelet import dwt2, idwt2
-from wavesr.training.checkpoint import load_state_into
-from wavesr.training.tasks import diffusion_of, encode_slice_latents
-
-
-def load_autoencoder(bundle: Bundle, device: str | torch.device = "cpu") -> FrequencyAutoencoder:
-    if "autoencoder" not in bundle.tensors:
-        raise CheckpointError("bundle has no autoencoder weights", bundle.root)
-    model = FrequencyAutoencoder(bundle.config.autoencoder)
-    load_state_into(model, bundle.tensors["autoencoder"], bundle.root)
-    return model.to(device).eval()
 
 
 class WaveSRPipeline:
@@ -55,22 +44,6 @@ class WaveSRPipeline:
         self.hf_scaling = hf_scaling or LatentScaling.identity(config.ldt.in_channels)
         self.cond_scaling = cond_scaling or LatentScaling.identity(config.ldt.cond_channels)
         self.device = torch.device(device)
-
-    @classmethod
-    def from_pretrained(cls, path: str | Path | Bundle, device: str = "cpu") -> WaveSRPipeline:
-        bundle = path if isinstance(path, Bundle) else load_bundle(path)
-        autoencoder = load_autoencoder(bundle, device)
-        if "ldt" not in bundle.tensors:
-            return cls(bundle.config, autoencoder, None, device=device)
-        ldt = load_ldt(bundle)
-        return cls(
-            bundle.config,
-            autoencoder,
-            ldt.model,
-            hf_scaling=ldt.hf,
-            cond_scaling=ldt.cond,
-            device=device,
-        )
 
     @property
     def scale(self) -> int:
@@ -215,4 +188,4 @@ class WaveSRPipeline:
         return self(upsample_for(lr.to(self.device), self.degradation), **kwargs)
 
 
-__all__ = ["WaveSRPipeline", "load_autoencoder", "encode_slice_latents"]
+__all__ = ["WaveSRPipeline", "encode_slice_latents"]

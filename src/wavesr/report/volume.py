@@ -18,9 +18,9 @@ from pathlib import Path
 import numpy as np
 
 from wavesr.data.normalize import denormalize
+from wavesr.data.prepare import select_evenly
 from wavesr.data.types import SliceStack
 from wavesr.data.write import sr_affine, voxel_sizes
-from wavesr.evaluation.evaluate import select_evenly
 from wavesr.report import html
 from wavesr.report.format import machine_info
 from wavesr.report.tables import Table

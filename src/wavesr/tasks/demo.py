@@ -82,12 +82,12 @@ def run_demo(
     seed: int = 0,
     progress: bool = True,
 ) -> dict:
-    from wavesr.model.pipeline import WaveSRPipeline
+    from wavesr.bundle.folder import load_pipeline
     from wavesr.weights import default_model_dir
 
     started = time.monotonic()
     model_dir = Path(model) if model else default_model_dir()
-    pipeline = WaveSRPipeline.from_pretrained(model_dir)
+    pipeline = load_pipeline(model_dir)
     scale = pipeline.scale
     sample = demo_sample_path()
     stack = load_slices(sample, axis="axial")

@@ -187,8 +187,7 @@ def resolve_model_dir(model: str | Path | None) -> Path:
 
 def load_pipeline(model_dir: Path, scale: int | None, device: str):
     """Load a full WaveSR bundle (autoencoder + LDT) trained for `scale` (None: any)."""
-    from wavesr.bundle.folder import load_bundle
-    from wavesr.model.pipeline import WaveSRPipeline
+    from wavesr.bundle.folder import load_bundle, load_pipeline
 
     bundle = load_bundle(model_dir)
     if "ldt" not in bundle.tensors:
@@ -203,7 +202,7 @@ def load_pipeline(model_dir: Path, scale: int | None, device: str):
             f"use --scale {trained} or a x{scale} model",
             model_dir,
         )
-    return WaveSRPipeline.from_pretrained(bundle, device=device)
+    return load_pipeline(bundle, device=device)
 
 
 def check_options(opts: SROptions) -> None:

@@ -26,14 +26,10 @@ from accelerate import Accelerator
 from torch import nn
 from tqdm.auto import tqdm
 
+from wavesr.bundle.checkpoint_io import checkpoint_dirs, load_state_into
 from wavesr.config import StageConfig
 from wavesr.errors import WaveSRError
-from wavesr.training.checkpoint import (
-    checkpoint_dirs,
-    load_checkpoint,
-    load_state_into,
-    save_checkpoint,
-)
+from wavesr.training.checkpoint import load_checkpoint, save_checkpoint
 
 
 class TrainingError(WaveSRError):

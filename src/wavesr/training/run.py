@@ -13,14 +13,19 @@ from pathlib import Path
 
 import torch
 
+from wavesr.bundle.checkpoint_io import read_json
 from wavesr.bundle.export import export_model
-from wavesr.bundle.folder import MANIFEST, copy_bundle, latent_scalings, load_bundle
+from wavesr.bundle.folder import (
+    MANIFEST,
+    copy_bundle,
+    latent_scalings,
+    load_autoencoder,
+    load_bundle,
+)
 from wavesr.config import StageConfig, WaveSRConfig, save_config
 from wavesr.data.bank import SliceBank
 from wavesr.data.types import missing_error
 from wavesr.errors import ConfigError, WaveSRError
-from wavesr.model.pipeline import load_autoencoder
-from wavesr.training.checkpoint import read_json
 from wavesr.training.engine import Task, TrainResult, train
 from wavesr.training.tasks import AutoencoderTask, LatentCache, LDTStandIn, LDTTask
 from wavesr.training.validation import (

@@ -14,16 +14,16 @@ import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
+from wavesr.bundle.checkpoint_io import load_tensors, save_tensors
 from wavesr.bundle.folder import load_ldt, save_bundle, scaling_extras
 from wavesr.config import ROBUST_LATENTS, WaveSRConfig
 from wavesr.data.bank import SliceBank, step_generator
 from wavesr.errors import CheckpointError, ConfigError
 from wavesr.model.autoencoder import FrequencyAutoencoder, autoencoder_losses
-from wavesr.model.degrade import Degradation, degrade, pad_to_multiple
-from wavesr.model.diffusion import create_diffusion
+from wavesr.model.build import degradation_of, diffusion_of, encode_slice_latents
+from wavesr.model.degrade import degrade, pad_to_multiple
 from wavesr.model.latent_scaling import LatentScaling
 from wavesr.model.transformer import LatentDiffusionTransformer
-from wavesr.training.checkpoint import load_tensors, save_tensors
 from wavesr.training.validation import LDTValidator
 
 
@@ -33,26 +33,6 @@ def load_matching(model: nn.Module, tensors: dict[str, Tensor]) -> set[str]:
     matched = {k for k, v in tensors.items() if k in own and own[k].shape == v.shape}
     model.load_state_dict({k: tensors[k].to(own[k].dtype) for k in matched}, strict=False)
     return matched
-
-
-def degradation_of(config: WaveSRConfig) -> Degradation:
-    """The training degradation of `config` (kind, scale, noise, slice profile and gap)."""
-    return config.data.to_degradation()
-
-
-def diffusion_of(config: WaveSRConfig, respacing: str | int | None = None):
-    d = config.diffusion
-    return create_diffusion(
-        respacing,
-        noise_schedule=d.noise_schedule,
-        diffusion_steps=d.num_timesteps,
-        predict=d.predict,
-        learn_sigma=d.learn_sigma,
-        vlb_weight=d.vlb_weight,
-        vlb_scaling=d.vlb_scaling,
-        loss_weighting=d.loss_weighting,
-        min_snr_gamma=d.min_snr_gamma,
-    )
 
 
 class LDTStandIn:
@@ -162,15 +142,6 @@ class AutoencoderTask:
             step=step,
             extras={"degradation": self.degradation.label},
         )
-
-
-@torch.no_grad()
-def encode_slice_latents(
-    autoencoder: FrequencyAutoencoder, hr: Tensor, degradation: Degradation, *, seed: int = 0
-) -> Tensor:
-    """HR image(s) (B, 1, H, W), H, W multiples of the stride -> latents (B, 12 or 15, h, w)."""
-    _, lr_up = degrade(hr, degradation, seed=seed)
-    return autoencoder.encode_pair(lr_up, hr).mode()
 
 
 class LatentCache:

@@ -66,7 +66,7 @@ class LDTValidator:
     """The held-out slices, their encoded latents and the two fixed PSNR baselines."""
 
     def __init__(self, autoencoder: FrequencyAutoencoder, hr: Tensor, config: WaveSRConfig) -> None:
-        from wavesr.training.tasks import degradation_of  # tasks imports this module
+        from wavesr.model.build import degradation_of
 
         self.config, self.autoencoder = config, autoencoder.eval()
         device = next(autoencoder.parameters()).device
@@ -102,7 +102,7 @@ class LDTValidator:
         self, ldt: LatentDiffusionTransformer, hf: LatentScaling, cond: LatentScaling
     ) -> Tensor:
         """The LDT's temperature-0 estimate of the generated latents (latent space)."""
-        from wavesr.model.pipeline import WaveSRPipeline  # the pipeline imports training modules
+        from wavesr.model.pipeline import WaveSRPipeline
 
         device = self.ll_latent.device
         pipe = WaveSRPipeline(

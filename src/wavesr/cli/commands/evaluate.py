@@ -19,7 +19,7 @@ from wavesr.cli.commands import (
 from wavesr.errors import ConfigError, InputError
 
 if TYPE_CHECKING:
-    from wavesr.evaluation.evaluate import EvalSettings
+    from wavesr.evaluation.shared import EvalSettings
 
 REPORT_SLICES = 64  # evaluate.REPORT_SLICES, without importing it before a command runs
 
@@ -265,7 +265,7 @@ def check_fid_weights(args: argparse.Namespace) -> None:
 
 def eval_settings(args: argparse.Namespace, steps: int) -> EvalSettings:
     """EvalSettings from the options of `add_evaluation_options`."""
-    from wavesr.evaluation.evaluate import EvalSettings
+    from wavesr.evaluation.shared import EvalSettings
 
     return EvalSettings(
         scale=args.scale,

@@ -41,10 +41,10 @@ def build_models(config_name: str, model: Path | None):
     from wavesr.model.transformer import LatentDiffusionTransformer
 
     if model is not None:
+        from wavesr.bundle.folder import load_pipeline
         from wavesr.errors import CheckpointError
-        from wavesr.model.pipeline import WaveSRPipeline
 
-        pipeline = WaveSRPipeline.from_pretrained(model)
+        pipeline = load_pipeline(model)
         if pipeline.ldt is None:
             raise CheckpointError("this model has no LDT (an autoencoder-only run)", model)
         return pipeline.config, pipeline.autoencoder, pipeline.ldt

@@ -7,7 +7,8 @@ import csv
 import json
 from pathlib import Path
 
-from wavesr.evaluation.evaluate import N_BANDS, band_table, write_files
+from wavesr.evaluation.evaluate import band_table, write_files
+from wavesr.evaluation.shared import N_BANDS
 from wavesr.io_atomic import atomic_write
 from wavesr.report import MISSING, code_block, fmt, markdown_table
 from wavesr.training.validation import read_validation

@@ -26,16 +26,17 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from wavesr.baselines.train import check_baseline_config, train_baseline
+from wavesr.bundle.checkpoint_io import checkpoint_dirs, read_json
 from wavesr.bundle.folder import load_bundle
 from wavesr.bundle.weights_check import check_training_start
 from wavesr.config import WaveSRConfig, load_config, parse_override, read_yaml
 from wavesr.data.types import missing_error
 from wavesr.errors import ConfigError, OutputError
 from wavesr.evaluation.ablation.report import write_ablation
-from wavesr.evaluation.evaluate import EvalSettings, evaluate, json_number, write_outputs
+from wavesr.evaluation.evaluate import evaluate, write_outputs
+from wavesr.evaluation.shared import EvalSettings, json_number
 from wavesr.io_atomic import atomic_write, check_output_path
 from wavesr.report import fmt, machine_info
-from wavesr.training.checkpoint import checkpoint_dirs, read_json
 from wavesr.training.engine import TrainingError, TrainResult
 from wavesr.training.run import check_data, train_autoencoder, train_ldt
 from wavesr.training.validation import read_validation

@@ -38,16 +38,12 @@ from tqdm.auto import tqdm
 from wavesr.config import check_consistency_steps, check_temperature
 from wavesr.data.load import find_inputs, nonempty_slices
 from wavesr.data.nifti import axis_for_plane
+from wavesr.data.prepare import select_evenly
 from wavesr.data.write import voxel_sizes
 from wavesr.errors import ConfigError, InputError
 from wavesr.evaluation import metrics
-from wavesr.evaluation.evaluate import (
-    dataset_names,
-    json_number,
-    png_writers,
-    select_evenly,
-    write_files,
-)
+from wavesr.evaluation.evaluate import dataset_names, png_writers, write_files
+from wavesr.evaluation.shared import json_number
 from wavesr.model.degrade import Degradation, degrade
 from wavesr.report import machine_info
 from wavesr.report.through_plane import FIGURE, cut_figure, through_plane_markdown

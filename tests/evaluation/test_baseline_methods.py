@@ -9,11 +9,11 @@ import torch
 
 from wavesr.baselines.edsr import EDSR
 from wavesr.baselines.pixel_diffusion import build_unet
+from wavesr.bundle.checkpoint_io import load_state_into
 from wavesr.bundle.folder import load_bundle
 from wavesr.errors import ConfigError
 from wavesr.evaluation.methods import MethodContext, build_method, known_methods
 from wavesr.model.degrade import Degradation
-from wavesr.training.checkpoint import load_state_into
 
 
 @pytest.fixture

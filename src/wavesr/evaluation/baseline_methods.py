@@ -15,10 +15,10 @@ from torch import Tensor, nn
 
 from wavesr.baselines.edsr import EDSR
 from wavesr.baselines.pixel_diffusion import PixelDiffusionSampler, build_unet
+from wavesr.bundle.checkpoint_io import load_state_into
 from wavesr.bundle.folder import Bundle, load_bundle
 from wavesr.errors import ConfigError
 from wavesr.evaluation.methods import MethodContext, check_model_scale, register_method
-from wavesr.training.checkpoint import load_state_into
 
 
 def baseline_weights_dir(name: str, ctx: MethodContext) -> Path:
