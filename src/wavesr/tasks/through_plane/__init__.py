@@ -1,3 +1,3 @@
-"""Through-plane super-resolution of thick-slice volumes: reformats (reformat), the job (sr) and
-its evaluation (evaluate). Part of tasks; same import rules.
+"""Through-plane super-resolution of thick-slice volumes: reformats (reformat), the job (sr), its
+self-ensemble and its evaluation (evaluate). Part of tasks; same import rules.
 """

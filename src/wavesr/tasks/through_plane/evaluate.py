@@ -48,7 +48,6 @@ from wavesr.model.degrade import Degradation, degrade
 from wavesr.report import machine_info
 from wavesr.report.through_plane import FIGURE, cut_figure, through_plane_markdown
 from wavesr.runtime import resolve_device
-from wavesr.tasks.self_ensemble import check_ensemble_size, flip_ensemble
 from wavesr.tasks.self_supervised import (
     ADAPT_MAX_STEPS,
     adapt_decoder,
@@ -66,6 +65,7 @@ from wavesr.tasks.through_plane.reformat import (
     trilinear_along_axis,
     unformat,
 )
+from wavesr.tasks.through_plane.self_ensemble import check_ensemble_size, flip_ensemble
 from wavesr.tasks.through_plane.sr import ModelRows, axis_option, in_plane_options, read_3d
 
 METHODS = ("trilinear", "bicubic-axis", "wavesr", "wavesr-inplane", "wavesr-adapted")

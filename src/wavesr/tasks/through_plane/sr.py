@@ -29,7 +29,6 @@ from wavesr.errors import ConfigError, InputError, OutputError
 from wavesr.io_atomic import check_output_path
 from wavesr.model.degrade import slice_upsample
 from wavesr.runtime import resolve_device
-from wavesr.tasks.self_ensemble import check_ensemble_size, flip_ensemble
 from wavesr.tasks.self_supervised import Adaptation, adapt_decoder, check_adapt_minutes
 from wavesr.tasks.sr import (
     NIFTI,
@@ -50,6 +49,7 @@ from wavesr.tasks.through_plane.reformat import (
     thick_axis,
     through_plane_factor,
 )
+from wavesr.tasks.through_plane.self_ensemble import check_ensemble_size, flip_ensemble
 from wavesr.weights import through_plane_model_dir
 
 NEEDS_VOLUME = "--through-plane needs a 3-D volume with voxel sizes (NIfTI or DICOM)"

@@ -2,8 +2,13 @@ import numpy as np
 import pytest
 
 from wavesr.errors import ConfigError
-from wavesr.tasks.self_ensemble import FLIPS, check_ensemble_size, flip_ensemble, flip_slices
 from wavesr.tasks.through_plane.reformat import cubic_rows
+from wavesr.tasks.through_plane.self_ensemble import (
+    FLIPS,
+    check_ensemble_size,
+    flip_ensemble,
+    flip_slices,
+)
 
 
 def _slices(shape=(3, 6, 5), seed=0) -> np.ndarray:
