@@ -12,7 +12,7 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
-from wavesr.bundle.folder import safetensors_header
+from wavesr.bundle import safetensors_header
 from wavesr.bundle.safetensors_header import TensorInfo, read_header
 from wavesr.errors import CheckpointError
 

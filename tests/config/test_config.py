@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import yaml
 
-from wavesr.cli.main import main as cli
+from wavesr.cli import main as cli
 from wavesr.config import (
     WaveSRConfig,
     config_from_dict,

@@ -19,7 +19,7 @@ from torch import nn
 
 from wavesr.bundle.checkpoint_io import PICKLE_SUFFIXES, checkpoint_dirs, save_tensors
 from wavesr.bundle.folder import load_bundle
-from wavesr.cli.main import main as cli
+from wavesr.cli import main as cli
 from wavesr.config import OptimConfig, StageConfig, TrainConfig
 from wavesr.errors import WaveSRError
 from wavesr.training.engine import TrainingError, learning_rate, train

@@ -14,7 +14,7 @@ import torch
 from safetensors.torch import load_file
 
 from wavesr.bundle.checkpoint_io import checkpoint_dirs
-from wavesr.cli.main import main as cli
+from wavesr.cli import main as cli
 
 STEPS = 16
 
