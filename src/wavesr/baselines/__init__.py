@@ -1,4 +1,7 @@
-"""The baselines of the paper's comparison: EDSR (discriminative CNN) and SR3-style pixel diffusion.
+"""Baselines (EDSR, SR3-style pixel diffusion): networks and their training.
+May import training, bundle, model, data and the base; not evaluation, tasks or cli.
+
+The baselines of the paper's comparison: EDSR (discriminative CNN) and SR3-style pixel diffusion.
 
 Both work on the bicubic-upsampled LR slice (the HR grid), train through the WaveSR engine
 (`wavesr train edsr|pixel-diffusion`) and are exported as bundles of kind ``edsr`` /

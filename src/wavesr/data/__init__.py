@@ -1,4 +1,6 @@
-"""MRI input readers (NIfTI, DICOM, fastMRI HDF5, images, .npy) and output writers."""
+"""MRI input readers (NIfTI, DICOM, fastMRI HDF5, images, .npy) and output writers.
+May import config, errors, io_atomic only; never the model (contract).
+"""
 
 from wavesr.data.load import SUPPORTED_SUFFIXES, find_inputs, load_slices, nonempty_slices
 from wavesr.data.normalize import denormalize, normalize_stack

@@ -1,4 +1,7 @@
-"""Report rendering for `evaluate`, `benchmark` and `sr`: markdown (report.md, benchmark.md)
+"""Reports: markdown, HTML pages, figures, the slice viewer.
+May import data, model and the base; not bundle, training, evaluation, tasks or cli.
+
+Report rendering for `evaluate`, `benchmark` and `sr`: markdown (report.md, benchmark.md)
 and one self-contained HTML page (report.html) with the tables, figures and a slice viewer.
 
 format: number formatting, markdown tables, the machine description; tables: every table as

@@ -1,4 +1,6 @@
-"""Bundled weights: the default WaveSR model and the baselines (see docs/model-card.md)."""
+"""Bundled weights: the default WaveSR model and the baselines (see docs/model-card.md).
+Base layer: imports only errors.
+"""
 
 from __future__ import annotations
 

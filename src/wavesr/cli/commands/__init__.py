@@ -1,4 +1,6 @@
-"""CLI sub-commands other than `train`; each module exposes ``register(subparsers)``."""
+"""CLI sub-commands other than `train`; each module exposes ``register(subparsers)``.
+Part of cli (the top layer): may import everything below.
+"""
 
 from __future__ import annotations
 

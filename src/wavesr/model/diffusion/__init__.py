@@ -1,4 +1,6 @@
-"""Diffusion process of WaveSR's latent diffusion transformer (guided-diffusion / DiT maths)."""
+"""Diffusion process of WaveSR's latent diffusion transformer (guided-diffusion / DiT maths).
+Part of model; imports only errors and its own modules.
+"""
 
 from __future__ import annotations
 
