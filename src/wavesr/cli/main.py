@@ -76,7 +76,9 @@ def _train(args: argparse.Namespace) -> int:
             **common,
         )
     elif args.model == "wavesr":
-        result = run.train_wavesr(config, out, **common)
+        result = run.train_wavesr(
+            config, out, init_from=args.init_from, freeze_encoder=args.freeze_encoder, **common
+        )
     elif args.model == "ldt":
         if not args.autoencoder:
             raise WaveSRError("wavesr train ldt needs --autoencoder RUN_AE (a stage-1 run folder)")
@@ -118,13 +120,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--init-from",
         type=Path,
-        help="autoencoder / ldt: start from this run's matching weights (fine-tuning); "
+        help="autoencoder / ldt / wavesr: start from this run's matching weights (fine-tuning); "
         "an ldt run also keeps its latent scales",
     )
     p.add_argument(
         "--freeze-encoder",
         action="store_true",
-        help="autoencoder: keep the --init-from encoder fixed (an LDT trained on it stays valid)",
+        help="autoencoder / wavesr: keep the --init-from encoder fixed (an LDT trained on it "
+        "stays valid)",
     )
     p.add_argument(
         "--robust-to",

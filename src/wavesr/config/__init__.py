@@ -25,8 +25,7 @@ from wavesr.config.bounds import check_size_limits
 from wavesr.errors import ConfigError
 from wavesr.io_atomic import atomic_write
 from wavesr.model.autoencoder import AutoencoderConfig
-from wavesr.model.degrade import KINDS as DEGRADATION_KINDS
-from wavesr.model.degrade import SLICE_PROFILES, Degradation
+from wavesr.model.degrade import KINDS, RANDOM, SLICE_PROFILES, Degradation, RandomDegradation
 from wavesr.model.diffusion.gaussian_diffusion import LOSS_WEIGHTINGS
 from wavesr.model.latent_scaling import LATENT_SCALINGS
 from wavesr.model.transformer import CONDITIONING_MODES, LDTConfig
@@ -41,7 +40,9 @@ class DataConfig:
     resize: str = "area"  # "area" (anti-aliased downscale) or "center-crop"
     crop: int = 128  # random training crop (multiple of the model stride)
     scale: int = 4
-    degradation: str = "bicubic"  # "bicubic", "kspace" or "slice-axis" (thick slices, rows)
+    # "bicubic", "kspace", "slice-axis" (thick slices, rows) or "random" (a draw per image of
+    # in-plane acquisitions, `RandomDegradation`, all put onto the HR grid by zero-filling)
+    degradation: str = "bicubic"
     noise_sigma: float = 0.0
     slice_profile: str = "gaussian"  # slice-axis: "gaussian" (FWHM = scale) or "box"
     slice_gap: float = 0.0  # slice-axis: gap between slices, fraction of the spacing, [0, 1)
@@ -52,8 +53,10 @@ class DataConfig:
     transpose: bool = False  # image-space training crops (stages 1, 3) also randomly transposed
     cache_max_slices: int = 0  # stage 2 encodes at most this many slices (evenly spaced); 0 = all
 
-    def to_degradation(self) -> Degradation:
+    def to_degradation(self) -> Degradation | RandomDegradation:
         """The training degradation these settings describe (noise included)."""
+        if self.degradation == RANDOM:
+            return RandomDegradation(self.scale)
         return Degradation(
             self.degradation, self.scale, self.noise_sigma, self.slice_profile, self.slice_gap
         )
@@ -172,8 +175,8 @@ class WaveSRConfig:
         checks = [
             (self.data.scale in (2, 4, 8), "data.scale must be 2, 4 or 8"),
             (
-                self.data.degradation in DEGRADATION_KINDS,
-                "data.degradation: " + "|".join(DEGRADATION_KINDS),
+                self.data.degradation in (*KINDS, RANDOM),
+                "data.degradation: " + "|".join((*KINDS, RANDOM)),
             ),
             (
                 self.data.slice_profile in SLICE_PROFILES,

@@ -1,6 +1,9 @@
 """Synthetic degradations HR -> LR: bicubic (antialiased, MATLAB-imresize-like), k-space
-truncation or a thick-slice acquisition along one axis ("slice-axis"), optionally with Rician
-noise. Deterministic given a seed or generator."""
+truncation as a scanner acquires a smaller matrix (apodisation window, partial Fourier with
+zero-filled or homodyne reconstruction), or a thick-slice acquisition along one axis
+("slice-axis"), optionally with Rician noise; and a random draw of these per sample
+(`RandomDegradation`, SynthSR / Real-ESRGAN-style domain randomisation for training).
+Deterministic given a seed or generator."""
 
 from __future__ import annotations
 
@@ -14,8 +17,12 @@ from torch import Tensor
 from wavesr.errors import ConfigError, InputError
 
 KINDS = ("bicubic", "kspace", "slice-axis")
+RANDOM = "random"  # data.degradation: a `RandomDegradation` draw per sample
 SCALES = (2, 4, 8)
-SLICE_PROFILES = ("gaussian", "box")
+SLICE_PROFILES = ("gaussian", "box", "sinc")
+WINDOWS = ("none", "hamming", "tukey")  # k-space apodisation
+PF_RECONS = ("zero-fill", "homodyne")  # partial-Fourier reconstruction
+TUKEY_ALPHA = 0.5  # share of the kept k-space half-width that the Tukey window tapers
 FWHM_PER_SIGMA = 2.0 * math.sqrt(2.0 * math.log(2.0))  # 2.3548...: a Gaussian's FWHM / sigma
 
 
@@ -26,8 +33,16 @@ class Degradation:
     noise_sigma: float = 0.0  # Rician noise sigma as a fraction of the [0, 1] range; 0 = off
     # slice-axis only (ignored by the other kinds): the slice profile along the thick axis and
     # the gap between slices as a fraction of the slice spacing (the profile is 1 - gap as wide).
-    profile: str = "gaussian"  # "gaussian" (FWHM = the profile width) | "box"
+    profile: str = "gaussian"  # "gaussian" (FWHM = the profile width) | "box" | "sinc"
     gap: float = 0.0  # in [0, 1)
+    # k-space only: apodisation of the kept k-space, and partial Fourier along the rows (the
+    # phase-encode direction): the share of its lines acquired, in [0.5, 1], and how the
+    # missing ones are reconstructed.
+    window: str = "none"  # "none" | "hamming" | "tukey"
+    partial_fourier: float = 1.0
+    pf_recon: str = "zero-fill"  # "zero-fill" | "homodyne"
+    # How lr goes onto the HR grid (`upsample_for`): "auto" is the kind's own.
+    upsampler: str = "auto"
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -37,16 +52,42 @@ class Degradation:
         if not (math.isfinite(self.noise_sigma) and self.noise_sigma >= 0):
             raise ConfigError(f"noise_sigma must be >= 0, got {self.noise_sigma!r}")
         _check_profile(self.profile, self.gap)
+        _check_kspace_options(self.window, self.partial_fourier, self.pf_recon)
+        if self.upsampler not in UPSAMPLERS:
+            raise ConfigError(
+                f"unknown upsampler {self.upsampler!r} (choose from {', '.join(UPSAMPLERS)})"
+            )
 
     @property
     def label(self) -> str:
-        """Short name, e.g. "bicubic-x4", "kspace-x4+rician0.02" or "slice-axis-x4-box-gap0.2"
-        (slice-axis with the default Gaussian profile and no gap: "slice-axis-x4")."""
+        """Short name, e.g. "bicubic-x4", "kspace-x4-hamming-pf0.625+rician0.02" or
+        "slice-axis-x4-box-gap0.2" (the default profile / window add nothing)."""
         base = f"{self.kind}-x{self.scale}"
         if self.kind == "slice-axis":
             base += "" if self.profile == "gaussian" else f"-{self.profile}"
             base += f"-gap{self.gap:g}" if self.gap > 0 else ""
+        if self.kind == "kspace":
+            base += "" if self.window == "none" else f"-{self.window}"
+            if self.partial_fourier < 1:
+                base += f"-pf{self.partial_fourier:g}"
+                base += "-homodyne" if self.pf_recon == "homodyne" else ""
         return f"{base}+rician{self.noise_sigma:g}" if self.noise_sigma > 0 else base
+
+
+def _check_kspace_options(window: str, partial_fourier: float, pf_recon: str) -> None:
+    if window not in WINDOWS:
+        raise ConfigError(f"unknown k-space window {window!r} (choose from {', '.join(WINDOWS)})")
+    if (
+        isinstance(partial_fourier, bool)
+        or not isinstance(partial_fourier, int | float)
+        or not 0.5 <= partial_fourier <= 1.0
+    ):
+        raise ConfigError(f"partial Fourier must lie in [0.5, 1], got {partial_fourier!r}")
+    if pf_recon not in PF_RECONS:
+        raise ConfigError(
+            f"unknown partial-Fourier reconstruction {pf_recon!r} (choose from "
+            f"{', '.join(PF_RECONS)})"
+        )
 
 
 def _check_profile(profile: str, gap: float) -> None:
@@ -114,8 +155,10 @@ def slice_kernel(
     if profile == "gaussian":
         sigma = width / FWHM_PER_SIGMA
         reach = 3.0 * sigma
-    else:
+    elif profile == "box":
         reach = width / 2.0 + 0.5
+    else:
+        reach = SINC_REACH * width / 2.0
     # Taps at offsets (parity of scale): integers for odd scale, half-integers for even.
     half = math.ceil(reach) if scale % 2 else math.ceil(reach - 0.5) + 0.5
     length = max(int(round(2 * half + 1)), scale)
@@ -123,13 +166,42 @@ def slice_kernel(
     if profile == "gaussian":
         d2 = offsets**2
         weights = torch.exp(-(d2 - d2.min()) / (2.0 * sigma * sigma))  # no underflow to all-0
-    else:
+    elif profile == "box":
         lo = torch.clamp(offsets - 0.5, min=-width / 2.0)
         hi = torch.clamp(offsets + 0.5, max=width / 2.0)
         weights = (hi - lo).clamp(min=0.0)
         while len(weights) > scale + 1 and weights[0] == 0 and weights[-1] == 0:
             weights = weights[1:-1]  # taps whose pixel lies outside the box
+    else:
+        weights = sinc_pulse_profile(offsets / width)
     return (weights / weights.sum()).to(dtype)
+
+
+SINC_TIME_BANDWIDTH = 4.0  # the excitation pulse's time-bandwidth product
+SINC_REACH = 1.6  # the sinc profile's taps reach this many half-widths (its side lobes)
+
+
+def sinc_pulse_profile(position: Tensor) -> Tensor:
+    """Slice profile of a Hann-windowed sinc excitation (time-bandwidth 4), the shape a measured
+    2-D slice profile has: flat top, finite transition bands, small side lobes.
+
+    ``position`` is in units of the profile's FWHM (centre 0, half maximum at +-0.5); the
+    small-tip-angle profile is the pulse's Fourier transform, taken as a magnitude.
+    """
+    t = torch.linspace(-1.0, 1.0, 2049, dtype=torch.float64)
+    pulse = torch.sinc(SINC_TIME_BANDWIDTH / 2.0 * t) * 0.5 * (1.0 + torch.cos(math.pi * t))
+    # The pulse's transform at frequency f (cycles per unit t) ~ sum_t p(t) cos(2 pi f t).
+    # Its FWHM is close to the bandwidth TBW / 2 (in those units): scale so FWHM = 1.
+    fwhm = _sinc_profile_fwhm(pulse, t)
+    f = position.to(torch.float64)[:, None] * fwhm
+    return (pulse[None, :] * torch.cos(2.0 * math.pi * f * t[None, :])).sum(1).abs()
+
+
+def _sinc_profile_fwhm(pulse: Tensor, t: Tensor) -> float:
+    f = torch.linspace(0.0, SINC_TIME_BANDWIDTH, 4001, dtype=torch.float64)
+    profile = (pulse[None, :] * torch.cos(2.0 * math.pi * f[:, None] * t[None, :])).sum(1).abs()
+    below = int(torch.nonzero(profile < profile[0] / 2.0)[0])
+    return 2.0 * float(f[below])
 
 
 def slice_downsample(hr: Tensor, scale: int, profile: str = "gaussian", gap: float = 0.0) -> Tensor:
@@ -167,12 +239,20 @@ def slice_upsample(lr: Tensor, scale: int) -> Tensor:
     return upsample_rows(lr, scale).clamp(0.0, 1.0)
 
 
+UPSAMPLERS = ("auto", "bicubic", "zero-fill")
+
+
 def upsample_for(lr: Tensor, deg: Degradation) -> Tensor:
-    """An LR image onto the HR grid the way `degrade` makes lr_up from lr: bicubic along both
-    axes, or along the rows only for slice-axis (for k-space: bicubic, as the magnitude LR has
-    lost the phase that the zero-filled inverse FFT needs)."""
+    """An LR image onto the HR grid the way `degrade` makes lr_up from lr, clamped to [0, 1]:
+    ``deg.upsampler``, where "auto" is the kind's own: along the rows only for slice-axis,
+    zero-filled (sinc) interpolation for k-space (what the scanner does), bicubic otherwise."""
     if deg.kind == "slice-axis":
         return slice_upsample(lr, deg.scale)
+    upsampler = deg.upsampler
+    if upsampler == "auto":
+        upsampler = "zero-fill" if deg.kind == "kspace" else "bicubic"
+    if upsampler == "zero-fill":
+        return zero_fill_upsample(lr, deg.scale).clamp(0.0, 1.0)
     return upsample(lr, deg.scale)
 
 
@@ -182,29 +262,118 @@ def _centre(size: int, keep: int) -> slice:
     return slice(start, start + keep)
 
 
-def kspace_truncate(hr: Tensor, scale: int) -> tuple[Tensor, Tensor]:
-    """Keep the central 1/scale of k-space in each dimension; complex results, no magnitude.
+def kspace_truncate(
+    hr: Tensor,
+    scale: int,
+    window: str = "none",
+    partial_fourier: float = 1.0,
+    pf_recon: str = "zero-fill",
+    *,
+    noise: Tensor | None = None,
+) -> Tensor:
+    """The complex LR image a scanner reconstructs from the central 1/scale of k-space.
 
-    Returns (lr, lr_up): lr on the (H/s, W/s) grid, divided by s^2 so intensities keep their
-    mean, and lr_up the zero-filled inverse FFT on the HR grid.
+    The kept k-space is apodised by ``window`` (a separable Hamming or Tukey window centred
+    on DC); ``noise`` (complex, LR-sized) is added to the LR image as the receiver adds it;
+    with ``partial_fourier`` < 1 only that share of the rows' k-space lines is kept (the first
+    lines are missing) and the rest is zero-filled or reconstructed by homodyne detection.
+    The LR is divided by s^2 so intensities keep their mean. Both matrices span one field of
+    view: LR pixel i covers HR pixels [s*i, s*i + s), its centre at HR s*i + (s - 1)/2, as for
+    `downsample` (a sub-pixel shift in k-space puts it there).
     """
     _check(hr, scale)
+    _check_kspace_options(window, partial_fourier, pf_recon)
     h, w = hr.shape[-2:]
     if h % scale or w % scale:
         raise InputError(f"image size {h}x{w} is not divisible by the scale {scale} (pad it first)")
     k = torch.fft.fftshift(torch.fft.fft2(hr.to(_real_dtype(hr))), dim=(-2, -1))
+    k = k * _shift_ramp(h, w, -(scale - 1) / 2.0, k.device)
     rows, cols = _centre(h, h // scale), _centre(w, w // scale)
-    cropped = k[..., rows, cols]
+    cropped = k[..., rows, cols] * apodisation(h // scale, w // scale, window).to(k.device)
     lr = torch.fft.ifft2(torch.fft.ifftshift(cropped, dim=(-2, -1))) / (scale * scale)
-    return lr, _zero_fill(cropped, (h, w))
+    if noise is not None:
+        lr = lr + noise.to(lr.device)
+    if partial_fourier < 1.0:
+        lr = _partial_fourier(lr, partial_fourier, pf_recon)
+    return lr
 
 
-def _zero_fill(cropped: Tensor, size: tuple[int, int]) -> Tensor:
-    """Inverse FFT on a larger grid of centred k-space `cropped` (zero-filled outside)."""
-    h, w = size
-    full = torch.zeros((*cropped.shape[:-2], h, w), dtype=cropped.dtype, device=cropped.device)
-    full[..., _centre(h, cropped.shape[-2]), _centre(w, cropped.shape[-1])] = cropped
-    return torch.fft.ifft2(torch.fft.ifftshift(full, dim=(-2, -1)))
+def _shift_ramp(h: int, w: int, shift: float, device) -> Tensor:
+    """Centred k-space phase ramp that moves an (h, w) image by `shift` pixels along both axes
+    (content at x goes to x + shift)."""
+    ky = (torch.arange(h, dtype=torch.float64) - h // 2) / h
+    kx = (torch.arange(w, dtype=torch.float64) - w // 2) / w
+    phase = -2.0 * math.pi * shift * (ky[:, None] + kx[None, :])
+    return torch.polar(torch.ones_like(phase), phase).to(device)
+
+
+def _window_1d(n: int, window: str) -> Tensor:
+    # Frequencies k = -n//2 .. n - n//2 - 1 (DC at n // 2 after fftshift), r = |k| / (n / 2).
+    r = (torch.arange(n, dtype=torch.float64) - n // 2).abs() / (n / 2.0)
+    if window == "hamming":
+        return 0.54 + 0.46 * torch.cos(math.pi * r)
+    if window == "tukey":
+        taper = (r - (1.0 - TUKEY_ALPHA)).clamp(min=0.0) / TUKEY_ALPHA
+        return 0.5 * (1.0 + torch.cos(math.pi * taper.clamp(max=1.0)))
+    return torch.ones(n, dtype=torch.float64)
+
+
+def apodisation(h: int, w: int, window: str) -> Tensor:
+    """The separable k-space window (h, w), 1 at DC; all ones for "none"."""
+    return _window_1d(h, window)[:, None] * _window_1d(w, window)[None, :]
+
+
+def _partial_fourier(image: Tensor, share: float, recon: str) -> Tensor:
+    """The complex image again, with the first ``(1 - share) * rows`` k-space lines missing:
+    zero-filled, or reconstructed by homodyne detection (Noll et al., 1991)."""
+    k = torch.fft.fftshift(torch.fft.fft2(image), dim=(-2, -1))
+    n = k.shape[-2]
+    missing = int(round((1.0 - share) * n))
+    if missing == 0:
+        return image
+    acquired = torch.ones(n, dtype=torch.float64, device=k.device)
+    acquired[:missing] = 0.0
+    if recon == "zero-fill":
+        return torch.fft.ifft2(torch.fft.ifftshift(k * acquired[:, None], dim=(-2, -1)))
+    # The lines acquired on both sides of DC give a low-resolution phase; the one-sided lines
+    # are doubled and the image is demodulated by that phase (its real part is the image).
+    symmetric = torch.zeros_like(acquired)
+    symmetric[missing : 2 * (n // 2) - missing + 1] = 1.0
+    weights = acquired + (acquired - symmetric)
+    low = torch.fft.ifft2(torch.fft.ifftshift(k * symmetric[:, None], dim=(-2, -1)))
+    full = torch.fft.ifft2(torch.fft.ifftshift(k * weights[:, None], dim=(-2, -1)))
+    demodulated = full * torch.exp(-1j * torch.angle(low))
+    return torch.complex(demodulated.real, torch.zeros_like(demodulated.real))
+
+
+def zero_fill_upsample(lr: Tensor, scale: int) -> Tensor:
+    """Sinc interpolation of a real LR image by `scale` through k-space, as a scanner's
+    zero-filled reconstruction to a finer matrix: (B, C, h, w) -> (B, C, h*s, w*s), not clamped.
+
+    HR pixel j sits at LR coordinate (j - (s - 1)/2) / s, the footprint convention of
+    `downsample` and `kspace_truncate` (and of bicubic `upsample`). The Nyquist line of an
+    even size is split between +-Nyquist.
+    """
+    _check(lr, scale)
+    h, w = lr.shape[-2:]
+    k = torch.fft.fftshift(torch.fft.fft2(lr.to(_real_dtype(lr))), dim=(-2, -1))
+    k = _split_nyquist(_split_nyquist(k, -2), -1)
+    big_h, big_w = h * scale, w * scale
+    full = torch.zeros((*k.shape[:-2], big_h, big_w), dtype=k.dtype, device=k.device)
+    full[..., _centre(big_h, k.shape[-2]), _centre(big_w, k.shape[-1])] = k
+    full = full * _shift_ramp(big_h, big_w, (scale - 1) / 2.0, k.device)
+    up = torch.fft.ifft2(torch.fft.ifftshift(full, dim=(-2, -1))).real * (scale * scale)
+    return up.to(lr.dtype)
+
+
+def _split_nyquist(k: Tensor, dim: int) -> Tensor:
+    """Centred k-space of even size n along ``dim`` -> n + 1 entries, the Nyquist bin (index 0)
+    halved and repeated at the end; odd sizes unchanged."""
+    n = k.shape[dim]
+    if n % 2:
+        return k
+    nyquist = k.narrow(dim, 0, 1) / 2.0
+    return torch.cat([nyquist, k.narrow(dim, 1, n - 1), nyquist], dim=dim)
 
 
 def _real_dtype(x: Tensor) -> torch.dtype:
@@ -221,40 +390,128 @@ def _noise(
 
 def degrade(
     hr: Tensor,
-    deg: Degradation,
+    deg: Degradation | RandomDegradation,
     *,
     seed: int | None = None,
     generator: torch.Generator | None = None,
 ) -> tuple[Tensor, Tensor]:
     """Return (lr, lr_up): the LR image and its upsampling onto the HR grid, both in [0, 1].
 
-    Rician noise sqrt((x + n1)^2 + n2^2), n ~ N(0, sigma), is applied to lr; lr_up is then
-    computed from the noisy lr (bicubic, slice-axis) or the noisy complex LR image (k-space).
-    For slice-axis only the rows are degraded: lr is (B, C, H/scale, W) (`slice_downsample`).
+    Noise: bicubic and slice-axis get Rician noise sqrt((x + n1)^2 + n2^2), n ~ N(0, sigma) on
+    lr; k-space gets complex Gaussian noise on the complex LR image before the magnitude (the
+    same law). lr_up is `upsample_for` of the noisy magnitude lr, what a user has. For
+    slice-axis only the rows are degraded: lr is (B, C, H/scale, W) (`slice_downsample`).
+    A `RandomDegradation` draws one degradation per image of the batch.
     """
     if generator is None and seed is not None:
         generator = torch.Generator().manual_seed(int(seed))
+    if isinstance(deg, RandomDegradation):
+        return _degrade_each(hr, deg, generator)
     sigma = float(deg.noise_sigma)
-    if deg.kind in ("bicubic", "slice-axis"):
-        if deg.kind == "bicubic":
-            lr = downsample(hr, deg.scale)
-        else:
-            lr = slice_downsample(hr, deg.scale, deg.profile, deg.gap)
+    if deg.kind == "kspace":
+        noise = None
         if sigma > 0:
-            n1 = _noise(lr.shape, sigma, lr, generator)
-            n2 = _noise(lr.shape, sigma, lr, generator)
-            lr = torch.sqrt((lr + n1) ** 2 + n2**2).clamp(0.0, 1.0)
-        return lr, upsample_for(lr, deg)
-    lr_c, up_c = kspace_truncate(hr, deg.scale)
-    if sigma > 0:
-        noise = torch.complex(
-            _noise(lr_c.shape, sigma, hr, generator), _noise(lr_c.shape, sigma, hr, generator)
+            shape = (*hr.shape[:-2], hr.shape[-2] // deg.scale, hr.shape[-1] // deg.scale)
+            noise = torch.complex(
+                _noise(shape, sigma, hr, generator), _noise(shape, sigma, hr, generator)
+            )
+        lr_c = kspace_truncate(
+            hr, deg.scale, deg.window, deg.partial_fourier, deg.pf_recon, noise=noise
         )
-        lr_c = lr_c + noise  # |x + n1 + i n2| with real x is the Rician formula
-        k = torch.fft.fftshift(torch.fft.fft2(lr_c), dim=(-2, -1)) * deg.scale**2
-        up_c = _zero_fill(k, tuple(hr.shape[-2:]))
-    lr = lr_c.abs().clamp(0.0, 1.0).to(hr.dtype)
-    return lr, up_c.abs().clamp(0.0, 1.0).to(hr.dtype)
+        lr = lr_c.abs().clamp(0.0, 1.0).to(hr.dtype)
+        return lr, upsample_for(lr, deg)
+    if deg.kind == "bicubic":
+        lr = downsample(hr, deg.scale)
+    else:
+        lr = slice_downsample(hr, deg.scale, deg.profile, deg.gap)
+    if sigma > 0:
+        n1 = _noise(lr.shape, sigma, lr, generator)
+        n2 = _noise(lr.shape, sigma, lr, generator)
+        lr = torch.sqrt((lr + n1) ** 2 + n2**2).clamp(0.0, 1.0)
+    return lr, upsample_for(lr, deg)
+
+
+def _degrade_each(
+    hr: Tensor, spec: RandomDegradation, generator: torch.Generator | None
+) -> tuple[Tensor, Tensor]:
+    generator = generator or torch.Generator().manual_seed(0)
+    lrs, ups = [], []
+    for image in hr.split(1):
+        deg, transpose = spec.draw(generator)
+        x = image.transpose(-2, -1) if transpose else image
+        lr, up = degrade(x, deg, generator=generator)
+        if transpose:
+            lr, up = lr.transpose(-2, -1), up.transpose(-2, -1)
+        lrs.append(lr)
+        ups.append(up)
+    return torch.cat(lrs), torch.cat(ups)
+
+
+# ----------------------------------------------------------------------------- random
+#
+# Training on a distribution of acquisitions rather than one (the idea of SynthSR's domain
+# randomisation, Billot et al. 2023, and Real-ESRGAN's degradation model, Wang et al. 2021):
+# each training image gets its own kind and parameters. Every draw goes onto the HR grid with
+# the same upsampler, so that a model need not be told how its input was made.
+
+
+@dataclass(frozen=True)
+class RandomDegradation:
+    """A distribution over in-plane acquisitions of one scale; `draw` samples one."""
+
+    scale: int = 4
+    kspace_share: float = 0.75  # the rest bicubic
+    windows: tuple[str, ...] = ("none", "none", "hamming", "tukey")  # drawn uniformly
+    partial_fourier_share: float = 0.3  # of k-space draws
+    partial_fourier: tuple[float, ...] = (0.75, 0.625)
+    noise_share: float = 0.6
+    noise_sigma: tuple[float, float] = (0.005, 0.04)  # log-uniform range
+    upsampler: str = "zero-fill"
+
+    def __post_init__(self) -> None:
+        Degradation("bicubic", self.scale)  # checks the scale
+        for share in (self.kspace_share, self.partial_fourier_share, self.noise_share):
+            if not 0.0 <= share <= 1.0:
+                raise ConfigError(f"random degradation shares must lie in [0, 1], got {share}")
+        for window in self.windows:
+            _check_kspace_options(window, 1.0, "zero-fill")
+        for pf in self.partial_fourier:
+            _check_kspace_options("none", pf, "zero-fill")
+        lo, hi = self.noise_sigma
+        if not 0.0 < lo <= hi:
+            raise ConfigError(f"random noise_sigma range must be 0 < lo <= hi, got {lo}, {hi}")
+        if self.upsampler not in UPSAMPLERS[1:]:
+            raise ConfigError(f"random upsampler must be bicubic or zero-fill, got {self.upsampler}")
+
+    @property
+    def label(self) -> str:
+        return f"random-x{self.scale}"
+
+    @property
+    def kind(self) -> str:
+        return RANDOM
+
+    def draw(self, generator: torch.Generator) -> tuple[Degradation, bool]:
+        """One degradation, and whether to apply it transposed (partial Fourier along either
+        in-plane axis)."""
+        u = torch.rand(8, generator=generator, dtype=torch.float64).tolist()
+        sigma = 0.0
+        if u[0] < self.noise_share:
+            lo, hi = self.noise_sigma
+            sigma = math.exp(math.log(lo) + u[1] * (math.log(hi) - math.log(lo)))
+        if u[2] >= self.kspace_share:
+            return Degradation("bicubic", self.scale, sigma, upsampler=self.upsampler), u[7] < 0.5
+        window = self.windows[min(int(u[3] * len(self.windows)), len(self.windows) - 1)]
+        pf, recon = 1.0, "zero-fill"
+        if u[4] < self.partial_fourier_share and self.partial_fourier:
+            options = self.partial_fourier
+            pf = options[min(int(u[5] * len(options)), len(options) - 1)]
+            recon = "homodyne" if u[6] < 0.5 else "zero-fill"
+        deg = Degradation(
+            "kspace", self.scale, sigma, window=window, partial_fourier=pf, pf_recon=recon,
+            upsampler=self.upsampler,
+        )
+        return deg, u[7] < 0.5
 
 
 def back_project(sr: Tensor, lr_up: Tensor, deg: Degradation, iterations: int) -> Tensor:

@@ -18,7 +18,14 @@ from wavesr.config import WaveSRConfig, check_consistency_steps, check_temperatu
 from wavesr.errors import CheckpointError
 from wavesr.model.autoencoder import FrequencyAutoencoder
 from wavesr.model.build import diffusion_of, encode_slice_latents
-from wavesr.model.degrade import Degradation, back_project, crop_to, pad_to_multiple, upsample_for
+from wavesr.model.degrade import (
+    Degradation,
+    RandomDegradation,
+    back_project,
+    crop_to,
+    pad_to_multiple,
+    upsample_for,
+)
 from wavesr.model.latent_scaling import LatentScaling
 from wavesr.model.tiling import TiledDenoiser
 from wavesr.model.transformer import LatentDiffusionTransformer
@@ -109,8 +116,13 @@ class WaveSRPipeline:
     @property
     def degradation(self) -> Degradation:
         """The degradation the model was trained on (what back-projection assumes), without
-        its noise; slice profile and gap from the bundle's config (defaults for old bundles)."""
-        return replace(self.config.data.to_degradation(), noise_sigma=0.0)
+        its noise; slice profile and gap from the bundle's config (defaults for old bundles).
+        A model trained on a random mix assumes a scanner's LR: k-space truncation, put onto
+        the HR grid by the mix's upsampler."""
+        trained = self.config.data.to_degradation()
+        if isinstance(trained, RandomDegradation):
+            return Degradation("kspace", trained.scale, upsampler=trained.upsampler)
+        return replace(trained, noise_sigma=0.0)
 
     def sample_high_frequency_latents(
         self,

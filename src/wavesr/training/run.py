@@ -212,6 +212,8 @@ def train_wavesr(
     max_minutes: float | None,
     resume: bool,
     progress: bool = True,
+    init_from: Path | None = None,
+    freeze_encoder: bool = False,
 ) -> TrainResult:
     """The whole model: stage 1 in ``out/autoencoder``, stage 2 in ``out/ldt``, with
     ``wavesr_training.robust_decoder`` stage 3 (the robust decoder) in ``out/decoder``, then the
@@ -219,7 +221,9 @@ def train_wavesr(
 
     ``max_minutes`` is shared: stage 1 gets ``wavesr_training.autoencoder_share`` of it, stage 3
     ``decoder_share``, stage 2 what is left. With ``resume`` a finished stage is not trained
-    again, an unfinished one goes on.
+    again, an unfinished one goes on. ``init_from`` (a model bundle) fine-tunes all of it:
+    stage 1 starts from its autoencoder (``freeze_encoder`` keeps its encoder, so that its LDT
+    stays valid), stage 2 from its LDT and latent scales.
     """
     check_data(config.data.paths)
     started = time.monotonic()
@@ -237,6 +241,8 @@ def train_wavesr(
         max_minutes=None if max_minutes is None else max_minutes * plan.autoencoder_share,
         resume=resume,
         progress=progress,
+        init_from=init_from,
+        freeze_encoder=freeze_encoder,
     )
     if stage1.status == "interrupted":
         return stage1
@@ -248,6 +254,7 @@ def train_wavesr(
         max_minutes=minutes_left(reserved),
         resume=resume,
         progress=progress,
+        init_from=init_from,
     )
     if stage2.status == "interrupted" or not plan.robust_decoder:
         if is_main_rank():
