@@ -481,7 +481,9 @@ class RandomDegradation:
         if not 0.0 < lo <= hi:
             raise ConfigError(f"random noise_sigma range must be 0 < lo <= hi, got {lo}, {hi}")
         if self.upsampler not in UPSAMPLERS[1:]:
-            raise ConfigError(f"random upsampler must be bicubic or zero-fill, got {self.upsampler}")
+            raise ConfigError(
+                f"random upsampler must be bicubic or zero-fill, got {self.upsampler!r}"
+            )
 
     @property
     def label(self) -> str:
@@ -508,7 +510,12 @@ class RandomDegradation:
             pf = options[min(int(u[5] * len(options)), len(options) - 1)]
             recon = "homodyne" if u[6] < 0.5 else "zero-fill"
         deg = Degradation(
-            "kspace", self.scale, sigma, window=window, partial_fourier=pf, pf_recon=recon,
+            "kspace",
+            self.scale,
+            sigma,
+            window=window,
+            partial_fourier=pf,
+            pf_recon=recon,
             upsampler=self.upsampler,
         )
         return deg, u[7] < 0.5
