@@ -1,24 +1,30 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import pytest
 import torch
 
 from wavesr.errors import ConfigError, InputError
 from wavesr.model.degrade import (
+    FWHM_PER_SIGMA,
     Degradation,
+    RandomDegradation,
+    apodisation,
     back_project,
     crop_to,
     degrade,
     downsample,
     kspace_truncate,
     pad_to_multiple,
+    sinc_pulse_profile,
     slice_downsample,
     slice_kernel,
     slice_upsample,
     upsample,
     upsample_for,
+    zero_fill_upsample,
 )
 
 
@@ -73,39 +79,48 @@ def test_bicubic_matches_interpolate():
 
 
 def test_kspace_keeps_low_frequencies_exactly():
+    """The LR's spectrum is the HR's central spectrum, moved by the footprint shift."""
     hr = _image(32, 24).double()
-    lr_c, up_c = kspace_truncate(hr, 4)
+    lr_c = kspace_truncate(hr, 4)
     k_hr = torch.fft.fftshift(torch.fft.fft2(hr), dim=(-2, -1))
-    k_up = torch.fft.fftshift(torch.fft.fft2(up_c), dim=(-2, -1))
     rows, cols = slice(16 - 4, 16 + 4), slice(12 - 3, 12 + 3)
-    torch.testing.assert_close(k_up[..., rows, cols], k_hr[..., rows, cols])
-    outside = k_up.clone()
-    outside[..., rows, cols] = 0
-    assert outside.abs().max() < 1e-9
+    ky = (torch.arange(32, dtype=torch.float64) - 16) / 32
+    kx = (torch.arange(24, dtype=torch.float64) - 12) / 24
+    # Content at HR x goes to x - 1.5: multiply by exp(+2 pi i k 1.5).
+    ramp = torch.exp(2j * math.pi * 1.5 * (ky[:, None] + kx[None, :]))
     k_lr = torch.fft.fftshift(torch.fft.fft2(lr_c), dim=(-2, -1)) * 16
-    torch.testing.assert_close(k_lr, k_hr[..., rows, cols])
+    torch.testing.assert_close(k_lr, (k_hr * ramp)[..., rows, cols])
     torch.testing.assert_close(lr_c.real.mean(), hr.mean())
 
 
 def test_kspace_band_limited_image_is_exact():
+    """A band-limited image: the LR samples it at the LR pixel centres s*i + (s - 1)/2, and
+    zero-filling brings it back exactly."""
     hr = _band_limited()
     lr, up = degrade(hr, Degradation("kspace", 4))
     assert lr.shape == (1, 1, 8, 6) and lr.dtype == torch.float64
     torch.testing.assert_close(up, hr)
-    torch.testing.assert_close(lr, hr[..., ::4, ::4])
+    y = 4 * torch.arange(8, dtype=torch.float64)[:, None] + 1.5
+    x = 4 * torch.arange(6, dtype=torch.float64)[None, :] + 1.5
+    expected = 0.5 + 0.2 * torch.cos(2 * math.pi * 2 * y / 32) + 0.1 * torch.sin(2 * math.pi * x / 24)
+    torch.testing.assert_close(lr[0, 0], expected)
 
 
 def test_seeded_noise_is_deterministic():
     hr = _image()
-    for kind in ("bicubic", "kspace"):
-        deg = Degradation(kind, 2, 0.05)
+    for deg in (
+        Degradation("bicubic", 2, 0.05),
+        Degradation("kspace", 2, 0.05),
+        Degradation("kspace", 2, 0.05, window="hamming", partial_fourier=0.75),
+        Degradation("kspace", 2, 0.05, partial_fourier=0.625, pf_recon="homodyne"),
+    ):
         a = degrade(hr, deg, seed=7)
         b = degrade(hr, deg, seed=7)
         c = degrade(hr, deg, seed=8)
         torch.testing.assert_close(a[0], b[0])
         torch.testing.assert_close(a[1], b[1])
         assert not torch.equal(a[0], c[0])
-        clean = degrade(hr, Degradation(kind, 2))
+        clean = degrade(hr, replace(deg, noise_sigma=0.0))
         assert (a[0] - clean[0]).abs().mean() > 0.01
         g = torch.Generator().manual_seed(7)
         torch.testing.assert_close(degrade(hr, deg, generator=g)[0], a[0])
@@ -178,7 +193,7 @@ def test_slice_axis_labels_and_validation():
     deg = Degradation("slice-axis", 2, 0.02, profile="box", gap=0.2)
     assert deg.label == "slice-axis-x2-box-gap0.2+rician0.02"
     assert Degradation("bicubic", 4, profile="box", gap=0.5).label == "bicubic-x4"  # ignored
-    for bad in [dict(profile="sinc"), dict(gap=1.0), dict(gap=-0.1), dict(gap=math.nan)]:
+    for bad in [dict(profile="lorentz"), dict(gap=1.0), dict(gap=-0.1), dict(gap=math.nan)]:
         with pytest.raises(ConfigError):
             Degradation("slice-axis", 4, **bad)
 
@@ -297,3 +312,146 @@ def test_back_projection_for_slice_axis(scale):
     # the SR further from its box-profile LR.
     gauss = back_project(guess, lr_up, Degradation("slice-axis", scale), 10)
     assert residual(gauss) > 5 * after
+
+
+# ----------------------------------------------------------------------------- acquisitions
+
+
+def test_kspace_option_labels_and_validation():
+    deg = Degradation("kspace", 4, 0.02, window="hamming", partial_fourier=0.625, pf_recon="homodyne")
+    assert deg.label == "kspace-x4-hamming-pf0.625-homodyne+rician0.02"
+    assert Degradation("kspace", 4, partial_fourier=0.75).label == "kspace-x4-pf0.75"
+    assert Degradation("slice-axis", 4, profile="sinc").label == "slice-axis-x4-sinc"
+    for bad in [
+        dict(window="hann"),
+        dict(partial_fourier=0.4),
+        dict(partial_fourier=1.1),
+        dict(pf_recon="pocs"),
+        dict(upsampler="lanczos"),
+    ]:
+        with pytest.raises(ConfigError):
+            Degradation("kspace", 4, **bad)
+
+
+def test_windows_match_hand_values():
+    # n = 8: k = -4..3, r = |k| / 4.
+    r = torch.tensor([1.0, 0.75, 0.5, 0.25, 0.0, 0.25, 0.5, 0.75], dtype=torch.float64)
+    torch.testing.assert_close(
+        apodisation(8, 1, "hamming")[:, 0], 0.54 + 0.46 * torch.cos(math.pi * r)
+    )
+    tukey = apodisation(8, 1, "tukey")[:, 0]  # flat to r = 0.5, then a half cosine to 0 at r = 1
+    expected = [0.0, 0.5, 1.0, 1.0, 1.0, 1.0, 1.0, 0.5]
+    torch.testing.assert_close(tukey, torch.tensor(expected, dtype=torch.float64))
+    assert torch.equal(apodisation(4, 6, "none"), torch.ones(4, 6, dtype=torch.float64))
+
+
+def test_hamming_window_blurs_and_keeps_the_mean():
+    hr = _image(32, 32).double()
+    plain = degrade(hr, Degradation("kspace", 2))[0]
+    windowed = degrade(hr, Degradation("kspace", 2, window="hamming"))[0]
+    assert float(windowed.std()) < 0.9 * float(plain.std())
+    torch.testing.assert_close(windowed.mean(), plain.mean(), atol=2e-3, rtol=0)
+
+
+def test_partial_fourier_zero_fill_drops_lines_and_homodyne_recovers_a_real_image():
+    """A real, positive, band-limited image (no Nyquist content): the homodyne reconstruction
+    of partial k-space gives it back (its phase is zero), the zero-filled one does not."""
+    y = torch.arange(32, dtype=torch.float64)[:, None]
+    hr = _band_limited(32, 32) + 0.1 * torch.cos(2 * math.pi * 5 * y / 32)  # row frequency 5
+    full = degrade(hr, Degradation("kspace", 2))[0]
+    zero = degrade(hr, Degradation("kspace", 2, partial_fourier=0.625))[0]
+    homodyne = degrade(hr, Degradation("kspace", 2, partial_fourier=0.625, pf_recon="homodyne"))[0]
+    assert float((zero - full).abs().max()) > 0.02
+    torch.testing.assert_close(homodyne, full, atol=1e-6, rtol=0)
+    # Zero-filled: the first (1 - 0.625) * 16 = 6 rows of the LR's k-space are gone.
+    lr_c = kspace_truncate(hr, 2, partial_fourier=0.625)  # 16 rows of LR k-space
+    k = torch.fft.fftshift(torch.fft.fft2(lr_c), dim=(-2, -1))
+    assert float(k[..., :6, :].abs().max()) < 1e-9 and float(k[..., 6:, :].abs().max()) > 1
+
+
+def test_kspace_noise_is_rician_on_black():
+    lr, _ = degrade(torch.zeros(1, 1, 256, 256), Degradation("kspace", 2, 0.05), seed=0)
+    assert float(lr.mean()) == pytest.approx(0.05 * math.sqrt(math.pi / 2), rel=0.05)
+
+
+def test_zero_fill_upsample_interpolates_band_limited_images_exactly():
+    hr = _band_limited(32, 24)
+    y = 4 * torch.arange(8, dtype=torch.float64)[:, None] + 1.5
+    x = 4 * torch.arange(6, dtype=torch.float64)[None, :] + 1.5
+    lr = 0.5 + 0.2 * torch.cos(2 * math.pi * 2 * y / 32) + 0.1 * torch.sin(2 * math.pi * x / 24)
+    up = zero_fill_upsample(lr[None, None], 4)
+    assert up.shape == (1, 1, 32, 24)
+    torch.testing.assert_close(up, hr)
+    assert not torch.is_complex(up)
+
+
+def test_sinc_slice_profile_is_flat_topped_with_half_maximum_at_the_width():
+    # Half maximum at +- 0.5 FWHM, flatter top than a Gaussian of the same FWHM.
+    p = sinc_pulse_profile(torch.tensor([0.0, 0.25, 0.5, 1.0], dtype=torch.float64))
+    p = p / p[0]
+    assert float(p[2]) == pytest.approx(0.5, abs=0.01)
+    gaussian_at_quarter = math.exp(-((0.25 * FWHM_PER_SIGMA) ** 2) / 2)
+    assert float(p[1]) > gaussian_at_quarter + 0.03
+    assert float(p[3]) < 0.05
+    k = slice_kernel(4, "sinc")
+    torch.testing.assert_close(k.sum(), torch.tensor(1.0))
+    torch.testing.assert_close(k, k.flip(0))
+
+
+def test_random_degradation_draws_are_seeded_and_cover_the_kinds():
+    spec = RandomDegradation(4)
+    g = torch.Generator().manual_seed(0)
+    draws = [spec.draw(g)[0] for _ in range(400)]
+    kinds = {d.kind for d in draws}
+    assert kinds == {"bicubic", "kspace"}
+    kspace = [d for d in draws if d.kind == "kspace"]
+    assert 0.65 < len(kspace) / len(draws) < 0.85
+    assert {d.window for d in kspace} == {"none", "hamming", "tukey"}
+    assert {d.partial_fourier for d in kspace} == {1.0, 0.75, 0.625}
+    noisy = [d.noise_sigma for d in draws if d.noise_sigma > 0]
+    assert 0.5 < len(noisy) / len(draws) < 0.7 and min(noisy) >= 0.005 and max(noisy) <= 0.04
+    assert all(d.upsampler == "zero-fill" for d in draws)
+    hr = _image(32, 32)
+    a, b = degrade(hr, spec, seed=3), degrade(hr, spec, seed=3)
+    torch.testing.assert_close(a[0], b[0])
+    assert a[0].shape == (2, 1, 8, 8) and a[1].shape == hr.shape
+    with pytest.raises(ConfigError):
+        RandomDegradation(4, kspace_share=1.5)
+    with pytest.raises(ConfigError):
+        RandomDegradation(4, noise_sigma=(0.0, 0.1))
+
+
+@pytest.mark.parametrize(
+    "deg",
+    [
+        Degradation("bicubic", 4),
+        Degradation("bicubic", 4, upsampler="zero-fill"),
+        Degradation("kspace", 4),
+        Degradation("kspace", 4, upsampler="bicubic"),
+        Degradation("kspace", 4, window="hamming"),
+        Degradation("kspace", 4, window="tukey", partial_fourier=0.75),
+        Degradation("kspace", 4, partial_fourier=0.625, pf_recon="homodyne"),
+    ],
+    ids=lambda d: f"{d.label}-{d.upsampler}",
+)
+def test_every_degradation_and_upsampler_share_one_geometry(deg):
+    """LR made from a known HR and put back on the HR grid lines up with the HR within 0.1
+    pixel (phase correlation): LR pixel i is centred on HR s*i + (s - 1)/2 for every kind."""
+    from skimage.registration import phase_cross_correlation
+
+    hr = _blobs(96, 80)
+    _, up = degrade(hr, deg, seed=0)
+    shift, _, _ = phase_cross_correlation(
+        hr[0, 0].numpy(), up[0, 0].numpy(), upsample_factor=100, normalization=None
+    )
+    assert abs(shift).max() < 0.1, shift
+
+
+def _blobs(h: int, w: int) -> torch.Tensor:
+    """A smooth head-like phantom on a black background: a few Gaussian blobs."""
+    y = torch.arange(h, dtype=torch.float32)[:, None]
+    x = torch.arange(w, dtype=torch.float32)[None, :]
+    img = torch.zeros(h, w)
+    for cy, cx, s, a in [(40, 35, 14, 0.6), (55, 45, 6, 0.3), (30, 50, 4, 0.25), (60, 30, 3, 0.2)]:
+        img += a * torch.exp(-((y - cy) ** 2 + (x - cx) ** 2) / (2 * s * s))
+    return img.clamp(0, 1)[None, None]
