@@ -102,7 +102,9 @@ def test_kspace_band_limited_image_is_exact():
     torch.testing.assert_close(up, hr)
     y = 4 * torch.arange(8, dtype=torch.float64)[:, None] + 1.5
     x = 4 * torch.arange(6, dtype=torch.float64)[None, :] + 1.5
-    expected = 0.5 + 0.2 * torch.cos(2 * math.pi * 2 * y / 32) + 0.1 * torch.sin(2 * math.pi * x / 24)
+    expected = (
+        0.5 + 0.2 * torch.cos(2 * math.pi * 2 * y / 32) + 0.1 * torch.sin(2 * math.pi * x / 24)
+    )
     torch.testing.assert_close(lr[0, 0], expected)
 
 
@@ -318,7 +320,9 @@ def test_back_projection_for_slice_axis(scale):
 
 
 def test_kspace_option_labels_and_validation():
-    deg = Degradation("kspace", 4, 0.02, window="hamming", partial_fourier=0.625, pf_recon="homodyne")
+    deg = Degradation(
+        "kspace", 4, 0.02, window="hamming", partial_fourier=0.625, pf_recon="homodyne"
+    )
     assert deg.label == "kspace-x4-hamming-pf0.625-homodyne+rician0.02"
     assert Degradation("kspace", 4, partial_fourier=0.75).label == "kspace-x4-pf0.75"
     assert Degradation("slice-axis", 4, profile="sinc").label == "slice-axis-x4-sinc"
