@@ -87,10 +87,33 @@ class TrainConfig:
     validation_slices: int = 16  # training-split slices held out for the validation
 
 
+# What the patch discriminator judges (model/perceptual.py): the image, the decoded HF Haar
+# bands (LH, HL, HH at their band scales) or both, each through its own discriminator.
+DISCRIMINATOR_INPUTS = ("image", "bands", "image+bands")
+
+
+@dataclass
+class PerceptualConfig:
+    """Texture terms of the autoencoder stages (stage 1, stage 3's decoder; all off at 0):
+    a patch discriminator with a hinge loss and the VQGAN adaptive weight, and the focal
+    frequency loss (docs/design.md, "Perceptual mode: code"). Other stages must leave them 0."""
+
+    adversarial_weight: float = 0.0  # times the adaptive weight; 0 = no discriminator at all
+    adversarial_start: int = 0  # step from which the discriminator trains and the term counts
+    adaptive_weight: bool = True  # VQGAN's grad-norm ratio at the decoder's last layer
+    discriminator_lr: float = 1e-4  # Adam, betas (0.5, 0.9), constant
+    discriminator_channels: int = 64  # multiple of 8
+    discriminator_layers: int = 3
+    discriminator_input: str = "image"  # "image", "bands" (LH, HL, HH) or "image+bands"
+    focal_frequency_weight: float = 0.0
+    focal_frequency_alpha: float = 1.0
+
+
 @dataclass
 class StageConfig:
     optim: OptimConfig = field(default_factory=OptimConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    perceptual: PerceptualConfig = field(default_factory=PerceptualConfig)
 
 
 @dataclass
@@ -253,6 +276,10 @@ class WaveSRConfig:
         }
         for name, stage in stages.items():
             checks += _stage_checks(name, stage)
+            if name in ("ldt_training", "baseline_training"):
+                p = stage.perceptual
+                unused = p.adversarial_weight == 0 and p.focal_frequency_weight == 0
+                checks.append((unused, f"{name}.perceptual: only the autoencoder stages use it"))
         checks += _model_checks(self)
         for ok, message in checks:
             if not ok:
@@ -281,6 +308,26 @@ def _stage_checks(name: str, stage: StageConfig) -> list[tuple[bool, str]]:
         (o.warmup_steps >= 0, f"{name}.optim.warmup_steps must be >= 0"),
         (o.schedule in ("cosine", "constant"), f"{name}.optim.schedule: cosine|constant"),
         (o.optimizer in ("adam", "adamw"), f"{name}.optim.optimizer: adam|adamw"),
+        *_perceptual_checks(f"{name}.perceptual", stage.perceptual),
+    ]
+
+
+def _perceptual_checks(name: str, p: PerceptualConfig) -> list[tuple[bool, str]]:
+    return [
+        (p.adversarial_weight >= 0, f"{name}.adversarial_weight must be >= 0 (0 = off)"),
+        (p.adversarial_start >= 0, f"{name}.adversarial_start must be >= 0"),
+        (p.discriminator_lr > 0, f"{name}.discriminator_lr must be > 0"),
+        (
+            p.discriminator_channels >= 8 and p.discriminator_channels % 8 == 0,
+            f"{name}.discriminator_channels must be a positive multiple of 8",
+        ),
+        (1 <= p.discriminator_layers <= 5, f"{name}.discriminator_layers must be in [1, 5]"),
+        (
+            p.discriminator_input in DISCRIMINATOR_INPUTS,
+            f"{name}.discriminator_input: " + "|".join(DISCRIMINATOR_INPUTS),
+        ),
+        (p.focal_frequency_weight >= 0, f"{name}.focal_frequency_weight must be >= 0 (0 = off)"),
+        (p.focal_frequency_alpha > 0, f"{name}.focal_frequency_alpha must be > 0"),
     ]
 
 

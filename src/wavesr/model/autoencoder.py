@@ -24,6 +24,7 @@ from diffusers.models.autoencoders.vae import Decoder, DiagonalGaussianDistribut
 from diffusers.models.resnet import ResnetBlock2D
 from torch import Tensor, nn
 
+from wavesr.model.perceptual import focal_frequency_loss
 from wavesr.model.wavelet import dwt2, idwt2
 
 NUM_BANDS = 4  # Haar sub-bands returned by the decoder: LL, LH, HL, HH
@@ -301,13 +302,17 @@ class AutoencoderLossWeights:
     pixel: float = 1.0
     cycle: float = 1.0
     kl: float = 1e-6
+    # Focal frequency loss on the SR image (Jiang et al. 2021; 0 = off, not even computed).
+    focal_frequency: float = 0.0
+    focal_alpha: float = 1.0
     extra: dict = field(default_factory=dict)
 
 
 def autoencoder_losses(
     out: dict[str, Tensor], hr: Tensor, weights: AutoencoderLossWeights | None = None
 ) -> dict[str, Tensor]:
-    """Eq. 8: L_freq + L_pixel + L_cycle + beta * L_KL, each term returned separately.
+    """Eq. 8: L_freq + L_pixel + L_cycle + beta * L_KL, each term returned separately (plus the
+    focal frequency loss when its weight is above 0).
 
     L_cycle re-analyses the SR image after clamping to the valid [0, 1] range; without the clamp it
     would equal L_freq exactly because the Haar transform is orthonormal (see docs/design.md).
@@ -318,4 +323,8 @@ def autoencoder_losses(
     cycle = F.mse_loss(dwt2(out["sr"].clamp(0.0, 1.0)), out["hr_bands"])
     kl = out["kl"].mean()
     total = w.freq * freq + w.pixel * pixel + w.cycle * cycle + w.kl * kl
-    return {"loss": total, "freq": freq, "pixel": pixel, "cycle": cycle, "kl": kl}
+    terms = {"loss": total, "freq": freq, "pixel": pixel, "cycle": cycle, "kl": kl}
+    if w.focal_frequency > 0:
+        terms["focal_frequency"] = focal_frequency_loss(out["sr"], hr, w.focal_alpha)
+        terms["loss"] = total + w.focal_frequency * terms["focal_frequency"]
+    return terms

@@ -2,7 +2,8 @@
 
 Layout of a checkpoint directory ``RUN/checkpoints/step_0000123/``:
 ``model.safetensors``, ``optimizer.safetensors`` (flattened optimizer state), optional
-``ema.safetensors``, and ``state.json`` (step, elapsed time, optimizer hyper-parameters, config).
+``ema.safetensors`` and ``extra.safetensors`` (a task's own state, e.g. a discriminator), and
+``state.json`` (step, elapsed time, optimizer hyper-parameters, config).
 Nothing is pickled, so loading a checkpoint cannot execute code.
 """
 
@@ -51,6 +52,7 @@ def save_checkpoint(
     state: dict,
     ema_state: dict[str, torch.Tensor] | None = None,
     keep_last: int = 3,
+    extra_state: dict[str, torch.Tensor] | None = None,
 ) -> Path:
     root = Path(run_dir) / "checkpoints"
     root.mkdir(parents=True, exist_ok=True)
@@ -62,6 +64,8 @@ def save_checkpoint(
         save_tensors(opt_tensors, tmp / "optimizer.safetensors")
         if ema_state is not None:
             save_tensors(ema_state, tmp / "ema.safetensors")
+        if extra_state:
+            save_tensors(extra_state, tmp / "extra.safetensors")
         write_json({**state, "step": step, "param_groups": groups}, tmp / "state.json")
         if final.exists():
             shutil.rmtree(final)
@@ -85,4 +89,6 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
     }
     if (path / "ema.safetensors").is_file():
         out["ema"] = load_tensors(path / "ema.safetensors")
+    if (path / "extra.safetensors").is_file():
+        out["extra"] = load_tensors(path / "extra.safetensors")
     return out

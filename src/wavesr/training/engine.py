@@ -45,6 +45,9 @@ class Task(Protocol):
 
     def export(self, model: nn.Module, run_dir: Path, step: int) -> None: ...
 
+    # Optional: ``extra_state() -> dict[str, Tensor]`` and ``load_extra_state(tensors)``, state
+    # the task keeps itself (an auxiliary network and its optimizer), saved in the checkpoints.
+
 
 def shutdown_distributed() -> None:
     """Destroy the process group (after a barrier) before the interpreter exits.
@@ -238,6 +241,8 @@ def train(
         optimizer.load_state_dict(ckpt["optimizer"])
         if ema is not None and "ema" in ckpt:
             ema.shadow = ckpt["ema"]
+        if "extra" in ckpt and hasattr(task, "load_extra_state"):
+            task.load_extra_state(ckpt["extra"])
         start_step, elapsed_before = ckpt["state"]["step"], ckpt["state"].get("elapsed_s", 0.0)
     elif existing and not resume:
         raise WaveSRError(f"{run_dir} already holds checkpoints; pass --resume or a new --out")
@@ -263,6 +268,7 @@ def train(
                 },
                 ema.shadow if ema else None,
                 keep_last=tcfg.keep_last,
+                extra_state=task.extra_state() if hasattr(task, "extra_state") else None,
             )
         accelerator.wait_for_everyone()
 

@@ -19,11 +19,16 @@ from wavesr.bundle.folder import load_ldt, save_bundle, scaling_extras
 from wavesr.config import ROBUST_LATENTS, WaveSRConfig
 from wavesr.data.bank import SliceBank, step_generator
 from wavesr.errors import CheckpointError, ConfigError
-from wavesr.model.autoencoder import FrequencyAutoencoder, autoencoder_losses
+from wavesr.model.autoencoder import (
+    AutoencoderLossWeights,
+    FrequencyAutoencoder,
+    autoencoder_losses,
+)
 from wavesr.model.build import degradation_of, diffusion_of, encode_slice_latents
 from wavesr.model.degrade import degrade, pad_to_multiple
 from wavesr.model.latent_scaling import LatentScaling
 from wavesr.model.transformer import LatentDiffusionTransformer
+from wavesr.training.adversarial import AdversarialTerm
 from wavesr.training.validation import LDTValidator
 
 
@@ -109,9 +114,18 @@ class AutoencoderTask:
         self.degradation = degradation_of(config)
         self.init_from, self.freeze_encoder = init_from, freeze_encoder
         self.stand_in = stand_in
+        stage = config.autoencoder_training
+        self.loss_weights = AutoencoderLossWeights(
+            focal_frequency=stage.perceptual.focal_frequency_weight,
+            focal_alpha=stage.perceptual.focal_frequency_alpha,
+        )
+        self.adversarial: AdversarialTerm | None = None
 
     def build_model(self) -> nn.Module:
         model = FrequencyAutoencoder(self.config.autoencoder)
+        stage = self.config.autoencoder_training
+        if stage.perceptual.adversarial_weight > 0:  # built after the model: its init unchanged
+            self.adversarial = AdversarialTerm(stage.perceptual, stage.optim.grad_clip)
         if self.init_from is not None:
             loaded = load_matching(model, self.init_from)
             if self.freeze_encoder and not all(
@@ -131,7 +145,19 @@ class AutoencoderTask:
         hr, lr_up = hr.to(device), lr_up.to(device)
         if self.stand_in is not None:
             self.stand_in.generator.manual_seed(train.seed * 1_000_003 + step * 97 + rank)
-        return autoencoder_losses(model(lr_up, hr, replace_generated=self.stand_in), hr)
+        out = model(lr_up, hr, replace_generated=self.stand_in)
+        losses = autoencoder_losses(out, hr, self.loss_weights)
+        if self.adversarial is not None:
+            losses = self.adversarial(model, out, hr, losses, step)
+        return losses
+
+    def extra_state(self) -> dict[str, Tensor]:
+        """The discriminator's weights and optimizer state, for the engine's checkpoints."""
+        return {} if self.adversarial is None else self.adversarial.state_dict()
+
+    def load_extra_state(self, tensors: dict[str, Tensor]) -> None:
+        if self.adversarial is not None:
+            self.adversarial.load_state_dict(tensors)
 
     def export(self, model: nn.Module, run_dir: Path, step: int) -> None:
         save_bundle(
