@@ -285,3 +285,52 @@ def test_zero_latents_uses_the_wavesr_model_and_settings(tmp_path: Path) -> None
     assert own.info["model"] == str(root)
     with pytest.raises(ConfigError, match="needs a full wavesr model"):
         build_method("wavesr-zero-latents", _ctx(model=_bundle(tmp_path / "ae")))
+
+
+def test_noise_latents_draw_the_training_distribution_seeded(tmp_path: Path, monkeypatch) -> None:
+    """Noise of each channel's training mean and std: the LDT's starting noise (same seed) times
+    the temperature, mapped out of the diffusion space; the LDT is never run."""
+    root = _bundle(tmp_path, with_ldt=True)
+    method = build_method("wavesr-noise-latents", _ctx(model=root, seed=7, temperature=0.5))
+    assert method.info["high_latents"] == "noise" and method.info["temperature"] == 0.5
+    pipe = method.pipeline
+    channels = load_config("tiny").ldt.in_channels
+    shift = torch.arange(channels, dtype=torch.float32) - 2.0
+    pipe.hf_scaling = LatentScaling(scale=torch.full((channels,), 4.0), shift=shift)
+    seen = []
+    decode = pipe.decode
+
+    def spy(ll_lr, ll_latent, high_latents, size):
+        seen.append(high_latents)
+        return decode(ll_lr, ll_latent, high_latents, size)
+
+    def no_sampling(*args, **kwargs):
+        raise AssertionError("the LDT was sampled")
+
+    monkeypatch.setattr(pipe, "decode", spy)
+    monkeypatch.setattr(pipe, "sample_high_frequency_latents", no_sampling)
+    lr = torch.rand(2, 1, 32, 32)
+    first, again = method(lr, lr, lr), method(lr, lr, lr)
+    torch.testing.assert_close(first, again)  # seeded
+    high = seen[0]
+    shape = tuple(high.shape)
+    assert shape[:2] == (2, channels)
+    noise = torch.randn(shape, generator=torch.Generator().manual_seed(7))  # starting_noise
+    torch.testing.assert_close(high, noise * 0.5 / 4.0 + shift.view(1, -1, 1, 1))
+    per_channel = high.transpose(0, 1).flatten(1)
+    torch.testing.assert_close(per_channel.mean(1), shift, atol=0.05, rtol=0)
+    torch.testing.assert_close(
+        per_channel.std(1), torch.full((channels,), 0.125), rtol=0.15, atol=0
+    )
+    other = build_method("wavesr-noise-latents", _ctx(model=root, seed=8))
+    other.pipeline.hf_scaling = pipe.hf_scaling
+    assert other.temperature == load_config("tiny").diffusion.temperature  # the model's own
+    assert (other(lr, lr, lr) - first).abs().max() > 0
+
+
+def test_noise_latents_at_temperature_zero_are_the_mean_latents(tmp_path: Path) -> None:
+    root = _bundle(tmp_path, with_ldt=True)
+    noise = build_method("wavesr-noise-latents", _ctx(model=root, temperature=0.0))
+    mean = build_method("wavesr-mean-latents", _ctx(model=root))
+    lr = torch.rand(2, 1, 6, 5)
+    torch.testing.assert_close(noise(lr, lr, lr), mean(lr, lr, lr))

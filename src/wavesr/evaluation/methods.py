@@ -308,13 +308,45 @@ class WaveSRMeanLatents(WaveSRZeroLatents):
         return self.pipeline.hf_scaling.from_diffusion(super().generated_latents(ll_latent))
 
 
-def _wavesr_fixed_latents(cls: type[WaveSRZeroLatents], ctx: MethodContext) -> WaveSRZeroLatents:
+class WaveSRNoiseLatents(WaveSRZeroLatents):
+    """WaveSR with the LDT's sample replaced by Gaussian noise of the training latents'
+    per-channel mean and std: the LDT's starting noise (same seed) times the temperature,
+    mapped out of the diffusion space as a sample is. The LDT earns its place only by beating
+    this row in FID and band energy (docs/design.md, "Perceptual mode: code").
+    """
+
+    name = "wavesr-noise-latents"
+    fill = "noise"
+
+    def __init__(
+        self,
+        pipeline,
+        info: dict | None = None,
+        consistency_steps: int = 0,
+        degradation: Degradation | None = None,
+        *,
+        seed: int = 0,
+        temperature: float | None = None,
+    ) -> None:
+        super().__init__(pipeline, info, consistency_steps, degradation)
+        own = pipeline.config.diffusion.temperature  # None: the model's own, as for wavesr
+        self.seed, self.temperature = seed, own if temperature is None else temperature
+
+    def generated_latents(self, ll_latent: Tensor) -> Tensor:
+        shape = tuple(super().generated_latents(ll_latent).shape)
+        noise, _ = self.pipeline.starting_noise(shape, self.seed)
+        return self.pipeline.hf_scaling.from_diffusion(noise * self.temperature)
+
+
+def _wavesr_fixed_latents(
+    cls: type[WaveSRZeroLatents], ctx: MethodContext, **options
+) -> WaveSRZeroLatents:
     """The `wavesr` method's model (its own --weights entry first, then wavesr's, then --model)."""
     path = ctx.weights.get(cls.name) or model_dir_for("wavesr", ctx) or _default_model_dir()
     pipeline, info = _load_pipeline(cls.name, path, ctx, need_ldt=True)
     consistency = _consistency_steps(pipeline, ctx)
     info = {**info, "high_latents": cls.fill, "consistency_steps": consistency}
-    return cls(pipeline, info, consistency, ctx.degradation)
+    return cls(pipeline, info, consistency, ctx.degradation, **options)
 
 
 @register_method(WaveSRZeroLatents.name)
@@ -325,6 +357,15 @@ def _wavesr_zero_latents(ctx: MethodContext) -> WaveSRZeroLatents:
 @register_method(WaveSRMeanLatents.name)
 def _wavesr_mean_latents(ctx: MethodContext) -> WaveSRZeroLatents:
     return _wavesr_fixed_latents(WaveSRMeanLatents, ctx)
+
+
+@register_method(WaveSRNoiseLatents.name)
+def _wavesr_noise_latents(ctx: MethodContext) -> WaveSRZeroLatents:
+    method = _wavesr_fixed_latents(
+        WaveSRNoiseLatents, ctx, seed=ctx.seed, temperature=ctx.temperature
+    )
+    method.info.update(seed=ctx.seed, temperature=method.temperature)
+    return method
 
 
 def _load_plugin(module: str) -> None:
