@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 
+import numpy as np
 import pytest
 import torch
 
@@ -85,3 +86,43 @@ def test_latent_cache_windows_equal_slicing_for_mixed_shapes() -> None:
     x0, cond = cache.batch(step=1, batch_size=64, size=4, seed=0, rank=0)
     assert x0.shape == (64, 12, 4, 4) and cond.shape == (64, 3, 4, 4)
     assert abs(float(x0.mean())) < 0.3  # standardised per channel
+
+
+def test_pooled_band_energy_is_the_metrics_band_energy() -> None:
+    from wavesr.evaluation.metrics import band_energy
+    from wavesr.training.validation import pooled_band_energy
+
+    images = torch.rand(3, 1, 24, 40, generator=torch.Generator().manual_seed(0))
+    by_metrics = sum(np.asarray(band_energy(x[0].numpy())) for x in images)
+    np.testing.assert_allclose(pooled_band_energy(images).numpy(), by_metrics, rtol=1e-9)
+
+
+def test_validation_logs_band_energy_of_samples_and_noise_control(tmp_path) -> None:
+    from wavesr.config import load_config
+    from wavesr.model.autoencoder import FrequencyAutoencoder
+    from wavesr.model.latent_scaling import LatentScaling
+    from wavesr.model.transformer import LatentDiffusionTransformer
+    from wavesr.training.validation import LDTValidator
+
+    torch.manual_seed(0)
+    config = load_config("tiny")
+    hr = torch.rand(2, 1, 32, 32, generator=torch.Generator().manual_seed(1))
+    validator = LDTValidator(FrequencyAutoencoder(config.autoencoder), hr, config)
+    ldt = LatentDiffusionTransformer(config.ldt).eval()
+    channels = config.ldt.in_channels
+    hf = LatentScaling(torch.full((channels,), 2.0), torch.zeros(channels))
+    values = validator(ldt, hf, LatentScaling.identity(3))
+    for source in ("ldt", "noise"):
+        ratios = [values[f"val_energy_{source}_B{k}"] for k in range(4, 9)]
+        assert all(np.isfinite(r) and r >= 0 for r in ratios), ratios
+    # the control is the sample's starting noise, decoded without the LDT
+    noise = validator.noise_control(hf)
+    expected = torch.randn(noise.shape, generator=torch.Generator().manual_seed(0)) / 2.0
+    torch.testing.assert_close(noise, expected)
+    log = MetricsLog(tmp_path, enabled=True)
+    log.log(1, {"loss": 1.0})
+    log.log(2, values)
+    log.close()
+    columns = read_validation(tmp_path / "metrics.csv")
+    assert columns["val_energy_noise_B8"] == [pytest.approx(values["val_energy_noise_B8"])]
+    assert plot_validation(tmp_path / "metrics.csv", tmp_path / "v.png").stat().st_size > 0

@@ -6,7 +6,11 @@ A fixed set of training-split slices, held out of the latent cache, is encoded o
 
 - R^2 per band against the encoded HR latents, relative to zeros: 1 - sum (est - z)^2 / sum z^2
   (0 = no better than predicting all-zero latents, 1 = exact);
-- the decoded PSNR of zeros, of the estimate and of the encoded latents (the oracle).
+- the decoded PSNR of zeros, of the estimate and of the encoded latents (the oracle);
+- the band energy ratio (decoded / HR, pooled over the slices) in the radial bands B4-B8 of
+  `wavesr.evaluation.metrics.band_energy`, of a temperature-1 sample and of the noise control
+  (`wavesr-noise-latents`: the same starting noise, decoded without the LDT). The LDT's texture
+  is worth its training only where its ratio is nearer 1 than the control's.
 
 A model that learns nothing shows R^2 <= 0 and an estimate PSNR at the zero baseline.
 """
@@ -31,6 +35,8 @@ from wavesr.model.wavelet import dwt2, idwt2
 
 GENERATED_BANDS = ("LH", "HL", "HH", "LLdetail")  # order of the generated latent channels
 ESTIMATE_STEPS = 20
+ENERGY_BANDS = 10  # radial bands of the spectrum, as evaluation/metrics.py's band_energy
+LOGGED_ENERGY_BANDS = (4, 5, 6, 7, 8)  # B4-B8 (1-based): what the LR lacks at x4
 
 
 def validation_indices(n: int, k: int) -> list[int]:
@@ -56,6 +62,20 @@ def band_r2(
     return out
 
 
+def pooled_band_energy(images: Tensor, n_bands: int = ENERGY_BANDS) -> Tensor:
+    """(B, 1, H, W) -> (n_bands,) spectral energy per radial band, summed over the slices:
+    `wavesr.evaluation.metrics.band_energy` (edge radius, exact integer band edges) in torch,
+    which the training layer may not import."""
+    h, w = images.shape[-2:]
+    power = (torch.fft.fft2(images.double(), norm="ortho").abs() ** 2).sum(dim=(0, 1))
+    ky = torch.fft.fftfreq(h, 1.0 / h).round().long()
+    kx = torch.fft.fftfreq(w, 1.0 / w).round().long()
+    num = (2 * n_bands * ky[:, None] * w) ** 2 + (2 * n_bands * kx[None, :] * h) ** 2
+    bounds = (torch.arange(1, n_bands) * h * w) ** 2
+    band = torch.searchsorted(bounds, num.flatten(), right=True)
+    return torch.zeros(n_bands, dtype=torch.float64).index_add_(0, band, power.flatten().cpu())
+
+
 def mean_psnr(sr: Tensor, hr: Tensor) -> float:
     """Mean over slices of PSNR (data range 1)."""
     mse = ((sr.clamp(0, 1) - hr) ** 2).flatten(1).mean(1).clamp_min(1e-12)
@@ -78,6 +98,7 @@ class LDTValidator:
         self.lr_bands, self.hr = dwt2(lr_up), hr
         self.psnr_zero = self._psnr(torch.zeros_like(self.target))
         self.psnr_oracle = self._psnr(self.target)
+        self.hr_energy = pooled_band_energy(hr)
 
     @classmethod
     def from_bank(
@@ -93,29 +114,50 @@ class LDTValidator:
         return cls(autoencoder, hr, config)
 
     @torch.no_grad()
-    def _psnr(self, generated: Tensor) -> float:
-        bands = self.autoencoder.decode(self.ll_latent, generated, self.lr_bands)
-        return mean_psnr(idwt2(bands), self.hr)
+    def _decoded(self, generated: Tensor) -> Tensor:
+        return idwt2(self.autoencoder.decode(self.ll_latent, generated, self.lr_bands))
 
-    @torch.no_grad()
-    def estimate(
-        self, ldt: LatentDiffusionTransformer, hf: LatentScaling, cond: LatentScaling
-    ) -> Tensor:
-        """The LDT's temperature-0 estimate of the generated latents (latent space)."""
+    def _psnr(self, generated: Tensor) -> float:
+        return mean_psnr(self._decoded(generated), self.hr)
+
+    def _energy_ratios(self, name: str, generated: Tensor) -> dict[str, float]:
+        """``val_energy_<name>_B<k>``: decoded / HR spectral energy in band k, pooled."""
+        energy = pooled_band_energy(self._decoded(generated).clamp(0, 1))
+        ratio = energy / self.hr_energy.clamp_min(1e-30)
+        return {f"val_energy_{name}_B{k}": float(ratio[k - 1]) for k in LOGGED_ENERGY_BANDS}
+
+    def _pipeline(self, ldt, hf: LatentScaling, cond: LatentScaling):
         from wavesr.model.pipeline import WaveSRPipeline
 
         device = self.ll_latent.device
-        pipe = WaveSRPipeline(
+        return WaveSRPipeline(
             self.config, self.autoencoder, ldt, hf_scaling=hf, cond_scaling=cond, device=device
         )
-        return pipe.sample_high_frequency_latents(
+
+    @torch.no_grad()
+    def estimate(
+        self,
+        ldt: LatentDiffusionTransformer,
+        hf: LatentScaling,
+        cond: LatentScaling,
+        temperature: float = 0.0,
+    ) -> Tensor:
+        """The LDT's estimate (temperature 0) or sample of the generated latents (latent
+        space), from seed 0's starting noise."""
+        return self._pipeline(ldt, hf, cond).sample_high_frequency_latents(
             self.ll_latent,
             steps=ESTIMATE_STEPS,
             seed=0,
             sampler="ddim",
             progress=False,
-            temperature=0.0,
+            temperature=temperature,
         )
+
+    def noise_control(self, hf: LatentScaling) -> Tensor:
+        """Seed 0's starting noise mapped out of the diffusion space: what the temperature-1
+        sample starts from, i.e. the training latents' per-channel mean and std."""
+        noise = torch.randn(self.target.shape, generator=torch.Generator().manual_seed(0))
+        return hf.from_diffusion(noise.to(self.target.device))
 
     def __call__(
         self, ldt: LatentDiffusionTransformer, hf: LatentScaling, cond: LatentScaling
@@ -132,6 +174,8 @@ class LDTValidator:
             val_psnr_estimate=self._psnr(estimate),
             val_psnr_oracle=self.psnr_oracle,
         )
+        values.update(self._energy_ratios("ldt", self.estimate(ldt, hf, cond, temperature=1.0)))
+        values.update(self._energy_ratios("noise", self.noise_control(hf)))
         return values
 
 
@@ -177,7 +221,9 @@ def plot_validation(metrics_csv: Path, out: Path) -> Path | None:
     import matplotlib.pyplot as plt
 
     steps = columns["step"]
-    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.6))
+    energy = {k: v for k, v in columns.items() if k.startswith("val_energy_")}
+    fig, axes = plt.subplots(1, 3 if energy else 2, figsize=(15 if energy else 10, 3.6))
+    left, right = axes[:2]
     for key in sorted(k for k in columns if k.startswith("val_r2_")):
         left.plot(steps, columns[key], label=key.removeprefix("val_r2_"), marker=".")
     left.axhline(0.0, color="k", lw=0.8)
@@ -187,7 +233,23 @@ def plot_validation(metrics_csv: Path, out: Path) -> Path | None:
         right.plot(steps, columns[f"val_psnr_{key}"], label=label, marker=".")
     right.set(xlabel="step", ylabel="PSNR (dB)", title="decoded, validation slices")
     right.legend(fontsize=8)
+    if energy:
+        _plot_energy(axes[2], steps, energy)
     fig.tight_layout()
     fig.savefig(out, dpi=110)
     plt.close(fig)
     return out
+
+
+def _plot_energy(ax, steps: list[float], energy: dict[str, list[float]]) -> None:
+    """Band energy ratios: the LDT's temperature-1 sample solid, the noise control dashed."""
+    colours = {}
+    for key in sorted(energy):
+        _, _, source, band = key.split("_")
+        colour = colours.setdefault(band, f"C{len(colours)}")
+        style = "-" if source == "ldt" else "--"
+        label = band if source == "ldt" else None
+        ax.plot(steps, energy[key], style, color=colour, label=label, marker=".")
+    ax.axhline(1.0, color="k", lw=0.8)
+    ax.set(xlabel="step", ylabel="energy / HR", title="band energy: LDT T=1 (solid), noise (--)")
+    ax.legend(fontsize=8)
