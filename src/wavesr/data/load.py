@@ -22,8 +22,13 @@ from wavesr.data.images import (
     read_image_folder,
 )
 from wavesr.data.nifti import PLANE_CODES, axis_for_plane, read_nifti
-from wavesr.data.npy import read_npy
-from wavesr.data.types import SliceStack, check_slice_size, missing_error
+from wavesr.data.npy import check_slice_array, read_npy
+from wavesr.data.types import (
+    SliceStack,
+    check_finite,
+    check_slice_size,
+    missing_error,
+)
 from wavesr.errors import ConfigError, InputError
 
 VOLUME_SUFFIXES: tuple[str, ...] = (".nii", ".nii.gz", ".h5", ".hdf5", ".npy")
@@ -175,6 +180,30 @@ def load_reformat_stacks(
     return [
         _slice_stack(raw, path, axis, *options, rows_axis=rows) for axis in range(3) if axis != rows
     ]
+
+
+def array_slices(
+    data: np.ndarray,
+    *,
+    affine: np.ndarray | None = None,
+    axis: int | str | None = None,
+    normalization: str = "slice-minmax",
+    source: Path = Path("array"),
+) -> SliceStack:
+    """`load_slices` of an array in memory, near-empty slices kept: with `affine`, a volume
+    sliced as a NIfTI file is (default axis: axial); without, as a .npy file is (a 3-D array
+    along axis 0, a 2-D array as one slice). `source` names the array in the stack."""
+    check_slice_array(data)
+    data = np.asarray(data, dtype=np.float32)
+    check_finite(data, None)
+    if affine is not None:
+        raw = _Raw("nifti", data, np.asarray(affine, dtype=np.float64), default_axis="axial")
+    elif data.ndim == 2:
+        raw = _Raw("npy", data[None], names=[source.name], is_volume=False)
+    else:
+        raw = _Raw("npy", data)
+    slice_axis = _resolve_axis(axis, raw) if raw.is_volume else None
+    return _slice_stack(raw, source, slice_axis, normalization, False, 0.05)
 
 
 def _read_checked(path: str | Path, normalization: str, empty_threshold: float) -> _Raw:

@@ -35,13 +35,24 @@ def read_nifti(path: Path) -> tuple[np.ndarray, np.ndarray]:
     shape = tuple(int(n) for n in img.shape)
     check_voxel_count(shape, path)
     _check_gzip_capacity(img, shape, path)
+    return image_volume(img, path, zooms=_raw_zooms(path, img, min(len(img.shape), 3)))
+
+
+def image_volume(
+    img, path: Path | None = None, *, zooms: tuple[float, ...] | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """(3-D float32 volume, 4x4 affine) of a nibabel image, checked as `read_nifti` checks a
+    file; `path` names it in errors, `zooms` are the voxel sizes (default: the header's)."""
+    shape = tuple(int(n) for n in img.shape)
+    check_voxel_count(shape, path)
     if len(shape) == 4 and shape[3] == 1:
         shape = shape[:3]
     if len(shape) == 2:
         shape = (*shape, 1)
     if len(shape) != 3:
         raise InputError(f"expected a 3-D volume, got shape {tuple(img.shape)}", path)
-    zooms = _raw_zooms(path, img, min(len(img.shape), 3))
+    if zooms is None:
+        zooms = tuple(float(z) for z in img.header.get_zooms()[:3])
     if any(not np.isfinite(z) or z <= 0 for z in zooms):
         raise InputError(f"voxel sizes must be positive, header says {zooms}", path)
     try:
@@ -49,6 +60,8 @@ def read_nifti(path: Path) -> tuple[np.ndarray, np.ndarray]:
     except Exception as exc:
         raise InputError(f"not a readable NIfTI file ({_why(exc)})", path) from exc
     check_finite(data, path)
+    if img.affine is None:
+        raise InputError("the image has no affine (voxel-to-world matrix)", path)
     affine = np.asarray(img.affine, dtype=np.float64)
     if not np.isfinite(affine).all() or abs(np.linalg.det(affine[:3, :3])) < 1e-12:
         raise InputError("affine is singular or holds NaN/infinite values", path)

@@ -25,16 +25,22 @@ def read_npy(path: Path) -> np.ndarray:
         raise InputError(f"not a readable .npy file ({reason(exc)})", path) from exc
     if not isinstance(mm, np.ndarray):
         raise InputError("expected a single array (.npy), not an archive", path)
-    check_voxel_count(mm.shape, path)
-    if mm.ndim not in (2, 3):
-        raise InputError(f"expected a 2-D or 3-D array, got shape {mm.shape}", path)
-    if not (np.issubdtype(mm.dtype, np.number) or mm.dtype == np.bool_):
-        raise InputError(f"expected a numeric array, got dtype {mm.dtype}", path)
-    if np.iscomplexobj(mm):
-        raise InputError("complex arrays are not supported (take the magnitude first)", path)
+    check_slice_array(mm, path)
     try:
         data = np.array(mm, dtype=np.float32)
     except Exception as exc:
         raise InputError(f"not a readable .npy file ({reason(exc)})", path) from exc
     check_finite(data, path)
     return data
+
+
+def check_slice_array(array: np.ndarray, path: Path | None = None) -> None:
+    """Raise InputError unless `array` is a 2-D or 3-D real array of a sane size (errors name
+    `path` when given)."""
+    check_voxel_count(array.shape, path)
+    if array.ndim not in (2, 3):
+        raise InputError(f"expected a 2-D or 3-D array, got shape {array.shape}", path)
+    if not (np.issubdtype(array.dtype, np.number) or array.dtype == np.bool_):
+        raise InputError(f"expected a numeric array, got dtype {array.dtype}", path)
+    if np.iscomplexobj(array):
+        raise InputError("complex arrays are not supported (take the magnitude first)", path)

@@ -24,6 +24,15 @@ def write_nifti(
     path = Path(path)
     if not path.name.lower().endswith((".nii", ".nii.gz")):
         raise OutputError("NIfTI output must end in .nii or .nii.gz", path)
+    img = nifti_image(volume, affine)
+    atomic_write(path, lambda tmp: nib.save(img, str(tmp)), overwrite=overwrite)
+
+
+def nifti_image(volume: np.ndarray, affine: np.ndarray):
+    """The float32 NIfTI-1 image `write_nifti` writes (qform and sform set to `affine`,
+    scanner space, mm)."""
+    import nibabel as nib
+
     data = np.asarray(volume, dtype=np.float32)
     if data.ndim not in (2, 3):
         raise ValueError(f"expected a 2-D or 3-D volume, got shape {data.shape}")
@@ -34,7 +43,7 @@ def write_nifti(
     img.header.set_xyzt_units("mm")
     img.set_qform(affine, code=1)
     img.set_sform(affine, code=1)
-    atomic_write(path, lambda tmp: nib.save(img, str(tmp)), overwrite=overwrite)
+    return img
 
 
 def sr_affine(affine: np.ndarray, slice_axis: int, scale: int) -> np.ndarray:

@@ -195,14 +195,28 @@ def load_pipeline(model_dir: Path, scale: int | None, device: str):
             f"this is an {bundle.kind!r} model without an LDT; pass a `wavesr train ldt` run",
             model_dir,
         )
-    trained = int(bundle.config.data.scale)
+    check_trained_scale(int(bundle.config.data.scale), scale, model_dir)
+    return load_pipeline(bundle, device=device)
+
+
+def check_trained_scale(trained: int, scale: int | None, model_dir: Path) -> None:
+    """Raise ConfigError unless `scale` is None or the factor the model was trained for."""
     if scale is not None and trained != int(scale):
         raise ConfigError(
             f"the model was trained for x{trained} but --scale is {scale} (x{scale}); "
             f"use --scale {trained} or a x{scale} model",
             model_dir,
         )
-    return load_pipeline(bundle, device=device)
+
+
+def check_in_plane_model(pipeline, model_dir: Path, opts: SROptions) -> None:
+    """Refuse a through-plane (slice-axis) model for in-plane slices not already upsampled."""
+    if pipeline.degradation.kind == "slice-axis" and not opts.input_is_upsampled:
+        raise ConfigError(
+            "this is a through-plane (slice-axis) model: use `wavesr sr --through-plane` "
+            "(or --input-is-upsampled for 2-D slices already interpolated along their rows)",
+            model_dir,
+        )
 
 
 def check_options(opts: SROptions) -> None:
@@ -262,6 +276,17 @@ def super_resolve_stack(
         idx = other_idx[part]
         out[idx] = _denormalized(_to_grid(stack.slices[idx], factor, device), stack, idx)
     return out, std
+
+
+def super_resolve_slices(
+    pipeline, stack: SliceStack, opts: SROptions
+) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
+    """(mean, std, keep) of `super_resolve_stack` over every slice of `stack`, `keep` marking
+    the slices that are not near-empty (the others are bicubic only)."""
+    # Same rule as load_slices' skipping, on the original intensities.
+    keep = nonempty_slices(denormalize(stack.slices, stack.normalization))
+    sr, std = super_resolve_stack(pipeline, stack, keep, opts)
+    return sr, std, keep
 
 
 def _progress(bar, total: int, unit: str, show: bool):
@@ -337,12 +362,7 @@ def run_sr(
         check_report_path(report, source, output, opts.overwrite)
     model_dir = resolve_model_dir(model)
     pipeline = load_pipeline(model_dir, opts.scale, opts.device)
-    if pipeline.degradation.kind == "slice-axis" and not opts.input_is_upsampled:
-        raise ConfigError(
-            "this is a through-plane (slice-axis) model: use `wavesr sr --through-plane` "
-            "(or --input-is-upsampled for 2-D slices already interpolated along their rows)",
-            model_dir,
-        )
+    check_in_plane_model(pipeline, model_dir, opts)
     stack = load_slices(
         source,
         axis=opts.axis,
@@ -354,10 +374,8 @@ def run_sr(
             f"the input holds {len(stack)} images; give a folder (no .png suffix) as output",
             output,
         )
-    # Same rule as load_slices' skipping, on the original intensities.
-    keep = nonempty_slices(denormalize(stack.slices, stack.normalization))
     sr_start = time.perf_counter()
-    sr, std = super_resolve_stack(pipeline, stack, keep, opts)
+    sr, std, keep = super_resolve_slices(pipeline, stack, opts)
     sr_seconds = time.perf_counter() - sr_start
     page = None
     if report is not None:  # before writing: the PNG writer rescales `sr` in place
@@ -390,8 +408,13 @@ def _output_voxel_size(kind: str, stack: SliceStack, opts: SROptions) -> tuple[f
     """The output's voxel edge lengths (mm), for outputs that carry an affine (NIfTI)."""
     if kind != NIFTI or stack.affine is None or stack.slice_axis is None:
         return None
+    return tuple(float(v) for v in voxel_sizes(output_affine(stack, opts)))
+
+
+def output_affine(stack: SliceStack, opts: SROptions) -> np.ndarray:
+    """The affine of the super-resolved volume of `stack` (which must have one)."""
     factor = 1 if opts.input_is_upsampled else opts.scale
-    return tuple(float(v) for v in voxel_sizes(sr_affine(stack.affine, stack.slice_axis, factor)))
+    return sr_affine(stack.affine, stack.slice_axis, factor)
 
 
 def check_report_path(report: Path, source: Path, output: Path, overwrite: bool) -> None:
@@ -456,11 +479,10 @@ def _write(
             _write_pngs(stack, std, std_output, kind, opts.overwrite)
         _write_pngs(stack, sr, output, kind, opts.overwrite)
         return tuple(sr.shape)
-    data = _as_written(sr, stack)
-    std_data = None if std is None else _as_written(std, stack)
+    data = as_written(sr, stack)
+    std_data = None if std is None else as_written(std, stack)
     if kind == NIFTI:
-        factor = 1 if opts.input_is_upsampled else opts.scale
-        affine = sr_affine(stack.affine, stack.slice_axis, factor)
+        affine = output_affine(stack, opts)
         if std_data is not None:
             write_nifti(std_data, affine, std_output, overwrite=opts.overwrite)
         write_nifti(data, affine, output, overwrite=opts.overwrite)
@@ -476,7 +498,7 @@ def _write(
     return tuple(data.shape)
 
 
-def _as_written(slices: np.ndarray, stack: SliceStack) -> np.ndarray:
+def as_written(slices: np.ndarray, stack: SliceStack) -> np.ndarray:
     """(N, H, W) slices as the input's layout: one 2-D slice, or a volume along its axis."""
     if stack.slice_axis is None:  # a 2-D .npy: one slice
         return slices[0]

@@ -162,50 +162,46 @@ def run_through_plane(
     source, output = Path(source), Path(output)
     report = None if report is None else Path(report)
     start = time.perf_counter()
-    _check_options(opts, scale, stacks)
-    self_ensemble = check_ensemble_size(self_ensemble)
-    adapt_minutes = check_adapt_minutes(adapt_minutes)
+    self_ensemble, adapt_minutes = check_through_plane_options(
+        opts, scale, stacks, self_ensemble, adapt_minutes
+    )
     if adapt_minutes and upsampler is not None:
         raise ConfigError("--adapt-minutes fine-tunes the model: it needs no upsampler")
     _check_paths(source, output, opts.overwrite)
     if report is not None:
         check_report_path(report, source, output, opts.overwrite)
     volume, affine = read_3d(source)
-    spacing = voxel_sizes(affine)
-    axis = thick_axis(spacing, axis_option(opts.axis, affine), path=source)
+    axis = find_thick_axis(affine, opts.axis, source)
     pipeline = model_dir = None
     if upsampler is None:
         model_dir = Path(model) if model is not None else through_plane_model_dir()
         pipeline = load_pipeline(model_dir, scale, opts.device)
         opts = in_plane_options(pipeline, model_dir, opts)
-    supported = SUPPORTED_FACTORS if pipeline is None else (pipeline.scale,)
-    factor = through_plane_factor(spacing, axis, scale, supported)
-    adaptation = None
-    if adapt_minutes:
-        adaptation = adapt_decoder(
-            pipeline, volume, axis, adapt_minutes, model_dir=model_dir, progress=opts.progress
-        )
-    total = sum(volume.shape[3 - axis - p] for p in partner_axes(axis, stacks))
-    with _bar(total * self_ensemble, opts.progress) as bar:
-        if upsampler is None:
-            rows = ModelRows(pipeline, factor.model, opts, bar)
-        else:
-            rows = _counted(upsampler(factor.model), bar)
-        ensemble = flip_ensemble(rows, self_ensemble)
-        sr, new_affine = super_resolve_volume(volume, affine, axis, factor, ensemble, stacks)
+    run = through_plane_volume(
+        volume,
+        affine,
+        axis,
+        ThickAxisMethod(pipeline, model_dir, upsampler),
+        opts,
+        scale=scale,
+        stacks=stacks,
+        self_ensemble=self_ensemble,
+        adapt_minutes=adapt_minutes,
+    )
+    sr, new_affine = run.volume, run.affine
     result = ThroughPlaneResult(
         output=output,
         shape=tuple(int(n) for n in sr.shape),
         voxel_size=tuple(float(v) for v in voxel_sizes(new_affine)),
         axis=axis,
-        factor=factor,
+        factor=run.factor,
         n_in=int(volume.shape[axis]),
         stacks=stacks,
-        slices=total,
-        super_resolved=rows.super_resolved // self_ensemble if isinstance(rows, ModelRows) else 0,
+        slices=run.slices,
+        super_resolved=run.super_resolved,
         method="wavesr" if upsampler is None else getattr(upsampler, "__name__", "custom"),
         seconds=time.perf_counter() - start,
-        adaptation=adaptation,
+        adaptation=run.adaptation,
         self_ensemble=self_ensemble,
         report=report,
     )
@@ -224,6 +220,74 @@ def run_through_plane(
         write_page(report, page)
     result.seconds = time.perf_counter() - start
     return result
+
+
+@dataclass(frozen=True)
+class ThickAxisMethod:
+    """What upsamples the reformats: the WaveSR `pipeline` (of bundle `model_dir`), or the
+    model-free `upsampler` (a factory factor -> `RowUpsample`) when there is no pipeline."""
+
+    pipeline: object | None
+    model_dir: Path | None = None
+    upsampler: Callable[[int], RowUpsample] | None = None
+
+
+@dataclass
+class ThickAxisRun:
+    """A through-plane super-resolution in memory: the isotropic volume and how it was made."""
+
+    volume: np.ndarray
+    affine: np.ndarray
+    factor: AxisFactor
+    slices: int  # reformat slices upsampled, all stacks
+    super_resolved: int  # of which went through the model
+    adaptation: Adaptation | None = None
+
+
+def find_thick_axis(affine: np.ndarray, axis: int | str | None, source: Path | None) -> int:
+    """The thick axis of a volume with `affine`: `axis` (--axis) if given, else the largest
+    voxel size; errors name `source`."""
+    return thick_axis(voxel_sizes(affine), axis_option(axis, affine), path=source)
+
+
+def through_plane_volume(
+    volume: np.ndarray,
+    affine: np.ndarray,
+    axis: int,
+    method: ThickAxisMethod,
+    opts: SROptions,
+    *,
+    scale: int | None = None,
+    stacks: int = 2,
+    self_ensemble: int = 1,
+    adapt_minutes: float = 0.0,
+) -> ThickAxisRun:
+    """Super-resolve `volume` along its thick `axis` with `method` (options checked by the
+    caller): the core of `run_through_plane` and of the Python API. `adapt_minutes` > 0
+    fine-tunes the pipeline's decoder in place first."""
+    pipeline = method.pipeline
+    supported = SUPPORTED_FACTORS if pipeline is None else (pipeline.scale,)
+    factor = through_plane_factor(voxel_sizes(affine), axis, scale, supported)
+    adaptation = None
+    if adapt_minutes:
+        adaptation = adapt_decoder(
+            pipeline,
+            volume,
+            axis,
+            adapt_minutes,
+            model_dir=method.model_dir,
+            progress=opts.progress,
+        )
+    total = sum(volume.shape[3 - axis - p] for p in partner_axes(axis, stacks))
+    with _bar(total * self_ensemble, opts.progress) as bar:
+        if method.upsampler is None:
+            rows = ModelRows(pipeline, factor.model, opts, bar)
+        else:
+            rows = _counted(method.upsampler(factor.model), bar)
+        ensemble = flip_ensemble(rows, self_ensemble)
+        sr, new_affine = super_resolve_volume(volume, affine, axis, factor, ensemble, stacks)
+    super_resolved = rows.super_resolved // self_ensemble if isinstance(rows, ModelRows) else 0
+    return ThickAxisRun(sr, new_affine, factor, total, super_resolved, adaptation)
 
 
 def _report_run(
@@ -260,13 +324,29 @@ def _report_run(
     }
 
 
-def _check_options(opts: SROptions, scale: int | None, stacks: int) -> None:
+def check_through_plane_options(
+    opts: SROptions, scale: int | None, stacks: int, self_ensemble: int, adapt_minutes: float
+) -> tuple[int, float]:
+    """Raise ConfigError for options --through-plane cannot run; returns the checked
+    (self_ensemble, adapt_minutes)."""
     if opts.samples > 1:
         raise ConfigError("--through-plane does not support --samples yet")
     if opts.input_is_upsampled:
         raise ConfigError("--through-plane and --input-is-upsampled exclude each other")
     partner_axes(0, stacks)  # validates stacks
     check_options(replace(opts, scale=4 if scale is None else scale))
+    return check_ensemble_size(self_ensemble), check_adapt_minutes(adapt_minutes)
+
+
+def _dicom_settings(result: ThroughPlaneResult) -> dict:
+    """What a DICOM output records of the through-plane run, beside the sampler's settings."""
+    return {
+        "method": result.method,
+        "thick_axis": result.axis,
+        "stacks": result.stacks,
+        "self_ensemble": result.self_ensemble,
+        "adapted": "no" if result.adaptation is None else result.adaptation.summary(),
+    }
 
 
 def _check_paths(source: Path, output: Path, overwrite: bool) -> None:
@@ -287,12 +367,17 @@ def read_3d(source: Path) -> tuple[np.ndarray, np.ndarray]:
         if "2-D image" in str(exc):
             raise InputError(f"a 2-D image: {NEEDS_VOLUME}", source) from exc
         raise
+    check_thick_volume(volume, affine, source)
+    return volume, affine
+
+
+def check_thick_volume(volume: np.ndarray, affine: np.ndarray | None, source: Path | None) -> None:
+    """Raise InputError unless `volume` is 3-D (no axis under 2 voxels) with an affine."""
     shape = "x".join(str(n) for n in volume.shape)
     if min(volume.shape) < 2:
         raise InputError(f"a 2-D image (shape {shape}): {NEEDS_VOLUME}", source)
     if affine is None:
         raise InputError(NEEDS_VOLUME, source)
-    return volume, affine
 
 
 def axis_option(axis: int | str | None, affine: np.ndarray) -> int | None:
