@@ -310,7 +310,8 @@ def test_noise_latents_draw_the_training_distribution_seeded(tmp_path: Path, mon
     monkeypatch.setattr(pipe, "decode", spy)
     monkeypatch.setattr(pipe, "sample_high_frequency_latents", no_sampling)
     lr = torch.rand(2, 1, 32, 32)
-    first, again = method(lr, lr, lr), method(lr, lr, lr)
+    lr_up = torch.nn.functional.interpolate(lr, scale_factor=4, mode="bicubic")  # 16 x 16 latents
+    first, again = method(lr, lr_up, lr_up), method(lr, lr_up, lr_up)
     torch.testing.assert_close(first, again)  # seeded
     high = seen[0]
     shape = tuple(high.shape)
@@ -325,7 +326,7 @@ def test_noise_latents_draw_the_training_distribution_seeded(tmp_path: Path, mon
     other = build_method("wavesr-noise-latents", _ctx(model=root, seed=8))
     other.pipeline.hf_scaling = pipe.hf_scaling
     assert other.temperature == load_config("tiny").diffusion.temperature  # the model's own
-    assert (other(lr, lr, lr) - first).abs().max() > 0
+    assert (other(lr, lr_up, lr_up) - first).abs().max() > 0
 
 
 def test_noise_latents_at_temperature_zero_are_the_mean_latents(tmp_path: Path) -> None:

@@ -7,12 +7,13 @@ checks that the encoders are identical before it combines them.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import torch
 
 from wavesr.bundle.folder import load_bundle, save_bundle
-from wavesr.config import WaveSRConfig, parse_override, with_overrides
+from wavesr.config import WaveSRConfig, operating_point, parse_override, with_overrides
 from wavesr.errors import CheckpointError, ConfigError
 
 # What the LDT's weights were trained with: changing these on export would break the model.
@@ -59,12 +60,15 @@ def export_model(
     temperature: float | None = None,
     consistency_steps: int | None = None,
     overrides: list[str] | None = None,
+    modes: dict[str, dict] | None = None,
 ) -> Path:
     """Write a self-contained model folder (autoencoder + LDT + latent scales) to ``out``.
 
     ``temperature`` and ``consistency_steps`` set the model's defaults (``diffusion.*``), as do
     ``overrides`` (``diffusion.KEY=VALUE``: inference settings only, e.g. the sampling steps or
     the tile window; the networks must stay those the weights were trained as).
+    ``modes`` ({"perceptual": {"temperature": 0.8}, ...}) writes ``diffusion.modes``: the values
+    given, the rest from the mode's default (`config.operating_point`).
     A baseline run (``edsr``, ``pixel-diffusion``) is copied as it is (optionally in fp16).
     """
     ldt = load_bundle(ldt_run)
@@ -97,6 +101,7 @@ def export_model(
         config.diffusion.temperature = temperature
     if consistency_steps is not None:
         config.diffusion.consistency_steps = consistency_steps
+    set_modes(config, modes or {})
     config.validate()
     save_bundle(
         out,
@@ -108,3 +113,12 @@ def export_model(
         dtype=torch.float16 if fp16 else None,
     )
     return out
+
+
+def set_modes(config: WaveSRConfig, modes: dict[str, dict]) -> None:
+    """Write the named operating points given (``--perceptual-temperature`` and the like)."""
+    for name, values in modes.items():
+        given = {k: v for k, v in values.items() if v is not None}
+        if given:
+            point = replace(operating_point(config.diffusion, name), **given)
+            setattr(config.diffusion.modes, name, point)

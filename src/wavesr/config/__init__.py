@@ -116,6 +116,26 @@ class StageConfig:
     perceptual: PerceptualConfig = field(default_factory=PerceptualConfig)
 
 
+# Named operating points (`--mode`): the best-PSNR setting and the sampling setting.
+OPERATING_MODES = ("faithful", "perceptual")
+PERCEPTUAL_TEMPERATURE = 1.0  # a bundle without diffusion.modes: sample the learnt distribution
+
+
+@dataclass
+class OperatingPoint:
+    temperature: float = 0.0
+    consistency_steps: int = 0
+
+
+@dataclass
+class OperatingModes:
+    """``diffusion.modes``; None: faithful = temperature 0 with the model's consistency_steps,
+    perceptual = temperature 1 without back-projection (docs/design.md, "Perceptual mode")."""
+
+    faithful: OperatingPoint | None = None
+    perceptual: OperatingPoint | None = None
+
+
 @dataclass
 class DiffusionConfig:
     num_timesteps: int = 1000
@@ -141,6 +161,7 @@ class DiffusionConfig:
     # denoised as overlapping windows, blended; the cpu preset uses its training crop.
     tile_window: int = 0
     tile_overlap: int = 8
+    modes: OperatingModes = field(default_factory=OperatingModes)
 
 
 @dataclass
@@ -359,6 +380,16 @@ def _model_checks(config: WaveSRConfig) -> list[tuple[bool, str]]:
             0 <= diff.consistency_steps <= MAX_CONSISTENCY_STEPS,
             f"diffusion.consistency_steps must be in [0, {MAX_CONSISTENCY_STEPS}]",
         ),
+        *(
+            (
+                0 <= point.temperature <= 1
+                and 0 <= point.consistency_steps <= MAX_CONSISTENCY_STEPS,
+                f"diffusion.modes.{name}: temperature in [0, 1], consistency_steps in "
+                f"[0, {MAX_CONSISTENCY_STEPS}]",
+            )
+            for name in OPERATING_MODES
+            if (point := getattr(diff.modes, name)) is not None
+        ),
         (
             widths_ok,
             "autoencoder widths (base_channels, channel_mult_last, cond_channels, ...) must be "
@@ -494,6 +525,43 @@ def check_temperature(temperature: float | None) -> None:
     """A `--temperature` option: None (the model's own) or a value in [0, 1]."""
     if temperature is not None and not 0.0 <= temperature <= 1.0:
         raise ConfigError(f"--temperature must be in [0, 1], got {temperature}")
+
+
+def operating_point(diffusion: DiffusionConfig, mode: str) -> OperatingPoint:
+    """The model's ``diffusion.modes`` entry for ``mode``, or its default (`OperatingModes`)."""
+    if mode not in OPERATING_MODES:
+        raise ConfigError(f"--mode must be one of {', '.join(OPERATING_MODES)}, got {mode!r}")
+    point = getattr(diffusion.modes, mode)
+    if point is not None:
+        return point
+    if mode == "faithful":
+        return OperatingPoint(0.0, diffusion.consistency_steps)
+    return OperatingPoint(PERCEPTUAL_TEMPERATURE, 0)
+
+
+def sampling_settings(
+    diffusion: DiffusionConfig,
+    mode: str | None,
+    temperature: float | None = None,
+    consistency_steps: int | None = None,
+) -> tuple[float, int]:
+    """(temperature, consistency_steps) to run with: explicit values first, then ``mode``'s,
+    then the model's own ``diffusion.temperature`` / ``consistency_steps``."""
+    if mode is not None:
+        point = operating_point(diffusion, mode)
+        default_t, default_c = point.temperature, point.consistency_steps
+    else:
+        default_t, default_c = diffusion.temperature, diffusion.consistency_steps
+    return (
+        default_t if temperature is None else temperature,
+        default_c if consistency_steps is None else consistency_steps,
+    )
+
+
+def check_mode(mode: str | None) -> None:
+    """A `--mode` option: None (the model's own defaults) or one of OPERATING_MODES."""
+    if mode is not None and mode not in OPERATING_MODES:
+        raise ConfigError(f"--mode must be one of {', '.join(OPERATING_MODES)}, got {mode!r}")
 
 
 def load_config(name_or_path: str | Path, overrides: list[str] | None = None) -> WaveSRConfig:

@@ -385,6 +385,7 @@ def method_context(
         batch=settings.batch,
         temperature=settings.temperature,
         consistency_steps=settings.consistency_steps,
+        mode=settings.mode,
     )
 
 

@@ -16,6 +16,7 @@ from typing import Protocol
 import torch
 from torch import Tensor
 
+from wavesr.config import sampling_settings
 from wavesr.errors import ConfigError
 from wavesr.model.degrade import Degradation, back_project
 
@@ -45,6 +46,7 @@ class MethodContext:
     batch: int = 16
     temperature: float | None = None  # None: the model's own diffusion.temperature
     consistency_steps: int | None = None  # None: the model's own diffusion.consistency_steps
+    mode: str | None = None  # "faithful" / "perceptual": the model's operating point (--mode)
 
 
 class SRMethod(Protocol):
@@ -229,21 +231,25 @@ def _default_model_dir() -> Path:
     return Path(path)
 
 
+def _sampling(pipeline, ctx: MethodContext) -> tuple[float, int]:
+    """(temperature, consistency steps): --temperature / --consistency-steps, else --mode's,
+    else the model's own."""
+    diffusion = pipeline.config.diffusion
+    return sampling_settings(diffusion, ctx.mode, ctx.temperature, ctx.consistency_steps)
+
+
 def _consistency_steps(pipeline, ctx: MethodContext) -> int:
-    """--consistency-steps, else the model's own diffusion.consistency_steps."""
-    own = pipeline.config.diffusion.consistency_steps
-    return own if ctx.consistency_steps is None else ctx.consistency_steps
+    return _sampling(pipeline, ctx)[1]
 
 
 @register_method("wavesr")
 def _wavesr(ctx: MethodContext) -> WaveSR:
     path = model_dir_for("wavesr", ctx) or _default_model_dir()
     pipeline, info = _load_pipeline("wavesr", path, ctx, need_ldt=True)
-    own = pipeline.config.diffusion
-    temperature = own.temperature if ctx.temperature is None else ctx.temperature
-    consistency = _consistency_steps(pipeline, ctx)
+    temperature, consistency = _sampling(pipeline, ctx)
     info = {
         **info,
+        "mode": ctx.mode,
         "steps": ctx.steps,
         "temperature": temperature,
         "consistency_steps": consistency,
@@ -361,10 +367,9 @@ def _wavesr_mean_latents(ctx: MethodContext) -> WaveSRZeroLatents:
 
 @register_method(WaveSRNoiseLatents.name)
 def _wavesr_noise_latents(ctx: MethodContext) -> WaveSRZeroLatents:
-    method = _wavesr_fixed_latents(
-        WaveSRNoiseLatents, ctx, seed=ctx.seed, temperature=ctx.temperature
-    )
-    method.info.update(seed=ctx.seed, temperature=method.temperature)
+    method = _wavesr_fixed_latents(WaveSRNoiseLatents, ctx, seed=ctx.seed)
+    method.temperature = _sampling(method.pipeline, ctx)[0]
+    method.info.update(seed=ctx.seed, temperature=method.temperature, mode=ctx.mode)
     return method
 
 

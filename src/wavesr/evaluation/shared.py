@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from wavesr.config import check_consistency_steps, check_temperature
+from wavesr.config import check_consistency_steps, check_mode, check_temperature
 from wavesr.data.prepare import RESIZE_MODES
 from wavesr.errors import ConfigError
 from wavesr.evaluation import metrics
@@ -47,6 +47,7 @@ class EvalSettings:
     fid_weights: Path | None = None
     temperature: float | None = None  # WaveSR sampling; None: the model's own
     consistency_steps: int | None = None  # WaveSR back-projection; None: the model's own
+    mode: str | None = None  # WaveSR operating point (faithful / perceptual); None: own defaults
     uncertainty_samples: int = 0  # > 0: wavesr's seed / LR consistency, calibration (N samples)
 
     def validate(self) -> Degradation:
@@ -65,6 +66,7 @@ class EvalSettings:
             raise ConfigError(f"--steps must be at least 1, got {self.steps}")
         check_temperature(self.temperature)
         check_consistency_steps(self.consistency_steps)
+        check_mode(self.mode)
         _check_device(self.device)
         if self.uncertainty_samples and self.uncertainty_samples < MIN_UNCERTAINTY_SAMPLES:
             raise ConfigError(

@@ -29,7 +29,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from wavesr.config import check_consistency_steps, check_temperature
+from wavesr.config import check_consistency_steps, check_mode, check_temperature
+from wavesr.config import sampling_settings as resolve_sampling
 from wavesr.data.dicom import dicom_files, is_dicom_file
 from wavesr.data.hdf5 import DATASET as HDF5_DATASET
 from wavesr.data.images import IMAGE_SUFFIXES, image_files
@@ -70,6 +71,7 @@ class SROptions:
     sampler: str = "ddim"
     temperature: float | None = None  # None: the model's own diffusion.temperature
     consistency_steps: int | None = None  # None: the model's own diffusion.consistency_steps
+    mode: str | None = None  # "faithful" / "perceptual" (diffusion.modes); explicit values win
     progress: bool = True
     samples: int = 1  # > 1: write the mean of this many samples and their std
 
@@ -230,6 +232,7 @@ def check_options(opts: SROptions) -> None:
         raise ConfigError(f"--samples must be >= 1, got {opts.samples}")
     check_temperature(opts.temperature)
     check_consistency_steps(opts.consistency_steps)
+    check_mode(opts.mode)
     if opts.sampler not in SAMPLERS:
         raise ConfigError(f"--sampler must be one of {', '.join(SAMPLERS)}, got {opts.sampler!r}")
     if opts.device.startswith("cuda") and not torch.cuda.is_available():
@@ -306,6 +309,7 @@ def _sample(pipeline, x: torch.Tensor, seed: int, opts: SROptions, bar) -> Runni
     b = x.shape[0]
     per_call = max(1, opts.batch // b)
     moments = RunningMoments()
+    temperature, consistency_steps = pipeline_sampling(pipeline, opts)
     for first in range(0, opts.samples, per_call):
         seeds = list(range(seed + first, seed + min(first + per_call, opts.samples)))
         sr = pipeline(
@@ -313,8 +317,8 @@ def _sample(pipeline, x: torch.Tensor, seed: int, opts: SROptions, bar) -> Runni
             steps=opts.steps,
             seed=seeds[0] if len(seeds) == 1 else seeds,
             sampler=opts.sampler,
-            temperature=opts.temperature,
-            consistency_steps=opts.consistency_steps,
+            temperature=temperature,
+            consistency_steps=consistency_steps,
         )
         for one in sr.split(b):
             moments.update(one[:, 0].float().cpu().numpy())
@@ -426,9 +430,16 @@ def check_report_path(report: Path, source: Path, output: Path, overwrite: bool)
     check_output_path(report, inputs=[source], overwrite=overwrite)
 
 
+def pipeline_sampling(pipeline, opts: SROptions) -> tuple[float, int]:
+    """(temperature, consistency steps): the options', else --mode's, else the model's own."""
+    return resolve_sampling(
+        pipeline.config.diffusion, opts.mode, opts.temperature, opts.consistency_steps
+    )
+
+
 def sampling_settings(opts: SROptions) -> dict:
     """The sampler's settings as report.html lists them (None: the model's own)."""
-    default = "the model's own"
+    default = f"the model's {opts.mode} mode" if opts.mode else "the model's own"
     return {
         "steps": default if opts.steps is None else opts.steps,
         "sampler": opts.sampler,

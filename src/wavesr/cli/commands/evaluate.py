@@ -22,6 +22,11 @@ if TYPE_CHECKING:
     from wavesr.evaluation.shared import EvalSettings
 
 REPORT_SLICES = 64  # evaluate.REPORT_SLICES, without importing it before a command runs
+MODES = ("faithful", "perceptual")  # config.OPERATING_MODES, likewise
+MODE_HELP = (
+    "WaveSR operating point: faithful (best PSNR) or perceptual (sampled texture), from the "
+    "model's diffusion.modes; --temperature / --consistency-steps override it"
+)
 
 
 def register(subparsers) -> None:
@@ -148,6 +153,12 @@ def add_evaluation_options(p: argparse.ArgumentParser) -> None:
         default=None,
         help="WaveSR starting-noise scale in [0, 1] (default: the model's own)",
     )
+    p.add_argument(
+        "--mode",
+        choices=MODES,
+        default=None,
+        help=MODE_HELP,
+    )
     p.add_argument("--no-fid", action="store_true", help="skip FID")
     p.add_argument(
         "--fid-slices",
@@ -236,6 +247,8 @@ def evaluation_argv(args: argparse.Namespace) -> list[str]:
         argv += ["--temperature", repr(args.temperature)]
     if args.consistency_steps is not None:
         argv += ["--consistency-steps", str(args.consistency_steps)]
+    if args.mode is not None:
+        argv += ["--mode", args.mode]
     if args.model is not None:
         argv += ["--model", str(args.model)]
     if args.max_voxels is not None:
@@ -285,6 +298,7 @@ def eval_settings(args: argparse.Namespace, steps: int) -> EvalSettings:
         fid_weights=args.fid_weights,
         temperature=args.temperature,
         consistency_steps=args.consistency_steps,
+        mode=args.mode,
         uncertainty_samples=args.uncertainty_samples,
     )
 

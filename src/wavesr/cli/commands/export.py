@@ -17,6 +17,13 @@ def _run(args: argparse.Namespace) -> int:
         temperature=args.temperature,
         consistency_steps=args.consistency_steps,
         overrides=args.overrides,
+        modes={
+            mode: {
+                "temperature": getattr(args, f"{mode}_temperature"),
+                "consistency_steps": getattr(args, f"{mode}_consistency_steps"),
+            }
+            for mode in ("faithful", "perceptual")
+        },
     )
     print(f"model folder written to {out}")
     return 0
@@ -47,6 +54,20 @@ def register(sub: argparse._SubParsersAction) -> None:
         default=None,
         help="the model's default back-projection iterations (diffusion.consistency_steps)",
     )
+    defaults = {"faithful": ("0", "--consistency-steps"), "perceptual": ("1", "0")}
+    for mode, (temperature, consistency) in defaults.items():
+        p.add_argument(
+            f"--{mode}-temperature",
+            type=float,
+            default=None,
+            help=f"temperature of `--mode {mode}` (diffusion.modes; default {temperature})",
+        )
+        p.add_argument(
+            f"--{mode}-consistency-steps",
+            type=int,
+            default=None,
+            help=f"back-projection of `--mode {mode}` (default {consistency})",
+        )
     p.add_argument(
         "--set",
         dest="overrides",

@@ -15,6 +15,7 @@ from wavesr.cli.commands import (
     positive_int,
     seed_int,
 )
+from wavesr.cli.commands.evaluate import MODE_HELP, MODES
 from wavesr.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -41,6 +42,7 @@ def _run(args: argparse.Namespace) -> int:
         sampler=args.sampler,
         temperature=args.temperature,
         consistency_steps=args.consistency_steps,
+        mode=args.mode,
         progress=not args.quiet,
         samples=args.samples,
     )
@@ -116,6 +118,8 @@ def command_line(args: argparse.Namespace) -> str:
         argv += ["--temperature", repr(args.temperature)]
     if args.consistency_steps is not None:
         argv += ["--consistency-steps", str(args.consistency_steps)]
+    if args.mode is not None:
+        argv += ["--mode", args.mode]
     if args.axis is not None:
         argv += ["--axis", str(args.axis)]
     if args.through_plane:
@@ -180,6 +184,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="back-projection iterations onto the LR input after decoding, 0 = off "
         "(default: the model's own)",
     )
+    p.add_argument("--mode", choices=MODES, default=None, help=MODE_HELP)
     p.add_argument(
         "--seed", type=seed_int, default=0, help="sampling seed (same seed, same output)"
     )
