@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -77,14 +79,24 @@ def test_check_output_path(tmp_path):
     assert not (tmp_path / "new").exists()
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root can write anywhere")
-def test_unwritable_folder(tmp_path):
+@pytest.fixture
+def unwritable_folder(tmp_path: Path) -> Iterator[Path]:
+    """A folder this process cannot write into: a read-only one for a user; for root, who
+    writes anywhere permissions allow, procfs (as tests/reliability/test_bad_inputs.py does)."""
+    if os.geteuid() == 0:
+        yield Path("/proc")
+        return
     locked = tmp_path / "locked"
     locked.mkdir(mode=0o500)
-    try:
-        with pytest.raises(OutputError, match="not writable"):
-            check_output_path(locked / "a.png", inputs=[], overwrite=False)
-        with pytest.raises(OutputError):
-            atomic_write(locked / "a.png", lambda p: p.write_bytes(b""))
-    finally:
-        locked.chmod(0o700)
+    yield locked
+    locked.chmod(0o700)
+
+
+def test_unwritable_folder(unwritable_folder: Path) -> None:
+    target = unwritable_folder / "a.png"
+    with pytest.raises(OutputError, match="not writable"):
+        check_output_path(target, inputs=[], overwrite=False)
+    written = []
+    with pytest.raises(OutputError, match="output folder"):
+        atomic_write(target, written.append)
+    assert written == [] and not target.exists()  # refused before the writer ran

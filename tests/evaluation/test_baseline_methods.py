@@ -7,6 +7,7 @@ import json
 import pytest
 import torch
 
+import wavesr.weights
 from wavesr.baselines.edsr import EDSR
 from wavesr.baselines.pixel_diffusion import build_unet
 from wavesr.bundle.checkpoint_io import load_state_into
@@ -65,18 +66,14 @@ def test_pixel_diffusion_method_is_seeded(runs):
     assert method.info["steps"] == 3
 
 
-def test_scale_kind_and_missing_weights_errors(runs, tmp_path):
+def test_scale_kind_and_missing_weights_errors(runs, tmp_path, monkeypatch):
     with pytest.raises(ConfigError, match="x4, asked for x2"):
         build_method("edsr", _ctx(runs, scale=2))
     swapped = {"edsr": runs["pixel-diffusion"]}
     with pytest.raises(ConfigError, match="needs a 'edsr' bundle"):
         build_method("edsr", _ctx(runs, weights=swapped))
-    try:
-        from wavesr.weights import baseline_dir
-
-        baseline_dir("edsr")
-        pytest.skip("a bundled edsr baseline is installed")
-    except (ImportError, ConfigError):
-        pass
-    with pytest.raises(ConfigError, match="--weights edsr=RUN"):
+    empty = tmp_path / "no_bundled_weights"
+    empty.mkdir()
+    monkeypatch.setattr(wavesr.weights, "WEIGHTS_DIR", empty)  # as if none were installed
+    with pytest.raises(ConfigError, match="--weights edsr=RUN.*no bundled edsr baseline"):
         build_method("edsr", _ctx(runs, weights={}))

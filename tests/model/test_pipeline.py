@@ -9,6 +9,7 @@ from wavesr.config import load_config
 from wavesr.model.autoencoder import FrequencyAutoencoder
 from wavesr.model.degrade import Degradation, degrade, slice_downsample
 from wavesr.model.pipeline import WaveSRPipeline
+from wavesr.model.tiling import balanced_window, window_starts
 from wavesr.model.transformer import LatentDiffusionTransformer
 
 
@@ -28,15 +29,29 @@ def test_temperature_zero_makes_the_sample_independent_of_the_seed(tiny_model) -
     torch.testing.assert_close(a, b)
 
 
-def test_temperature_scales_the_starting_noise(tiny_model) -> None:
+def test_temperature_scales_the_starting_noise(tiny_model, monkeypatch) -> None:
     """Half temperature equals sampling from half the noise of the same seed."""
     pipe = load_pipeline(tiny_model)
-    cond = torch.randn(1, 3, 2, 2)
+    cond = torch.randn(1, 3, 2, 2, generator=torch.Generator().manual_seed(0))
+    kwargs = dict(steps=3, seed=4, sampler="ddim", progress=False)
     pipe.config.diffusion.temperature = 0.5
-    half = pipe.sample_high_frequency_latents(cond, steps=3, seed=4, sampler="ddim", progress=False)
+    half = pipe.sample_high_frequency_latents(cond, **kwargs)
     pipe.config.diffusion.temperature = 1.0
-    full = pipe.sample_high_frequency_latents(cond, steps=3, seed=4, sampler="ddim", progress=False)
-    assert half.shape == full.shape and not torch.allclose(half, full)
+    full = pipe.sample_high_frequency_latents(cond, **kwargs)
+    assert not torch.allclose(half, full)  # the temperature matters
+    seed_noise = pipe.starting_noise
+
+    def half_of_the_seed_noise(shape, seed):
+        noise, generator = seed_noise(shape, seed)
+        torch.testing.assert_close(noise, torch.randn(shape, generator=_seeded(seed)))
+        return 0.5 * noise, generator
+
+    monkeypatch.setattr(pipe, "starting_noise", half_of_the_seed_noise)
+    torch.testing.assert_close(half, pipe.sample_high_frequency_latents(cond, **kwargs))
+
+
+def _seeded(seed: int) -> torch.Generator:
+    return torch.Generator().manual_seed(seed)
 
 
 def test_out_of_range_temperature_is_a_config_error(tiny_model) -> None:
@@ -136,9 +151,33 @@ def test_tiled_sampling_matches_whole_slice_when_one_window_covers(tiny_model) -
     pipe.config.diffusion.tile_window, pipe.config.diffusion.tile_overlap = 6, 2
     assert isinstance(pipe.denoiser, TiledDenoiser)
     torch.testing.assert_close(pipe.sample_high_frequency_latents(cond, **kwargs), whole)
-    pipe.config.diffusion.tile_window = 4  # 6 x 6 latents: 2 x 2 overlapping windows
+
+
+class _PerPixelDenoiser(torch.nn.Module):
+    """A denoiser that sees only its own latent pixel and cond pixel: windows blended with
+    weights that add up to one reproduce it exactly, wherever the windows lie."""
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+        eps = 0.5 * x + 0.2 * cond.mean(1, keepdim=True) + 1e-3 * t.view(-1, 1, 1, 1)
+        return torch.cat([eps, torch.zeros_like(x)], dim=1)  # [eps, variance]
+
+
+def test_tiled_sampling_with_2x2_windows_matches_whole_slice_for_a_per_pixel_denoiser(
+    tiny_model,
+) -> None:
+    """6 x 6 latents in 2 x 2 overlapping windows of 4: the sample equals the whole-slice one
+    (to 1e-5) when the denoiser is per-pixel; a misplaced window or cond crop, or a blend not
+    divided by its weights, moves it by far more."""
+    pipe = load_pipeline(tiny_model)
+    pipe.ldt = _PerPixelDenoiser()
+    cond = torch.randn(2, 3, 6, 6, generator=torch.Generator().manual_seed(0))
+    kwargs = dict(steps=3, seed=4, sampler="ddim", progress=False)
+    whole = pipe.sample_high_frequency_latents(cond, **kwargs)
+    pipe.config.diffusion.tile_window, pipe.config.diffusion.tile_overlap = 4, 2
+    align = pipe.denoiser.align
+    assert window_starts(6, balanced_window(6, 4, 2, align), 2, align) == [0, 2]  # 2 x 2 windows
     tiled = pipe.sample_high_frequency_latents(cond, **kwargs)
-    assert tiled.shape == whole.shape and torch.isfinite(tiled).all()
+    torch.testing.assert_close(tiled, whole, atol=1e-5, rtol=0)
 
 
 def test_slice_axis_model_takes_thick_slices_and_back_projects_with_its_profile() -> None:
