@@ -101,6 +101,8 @@ def test_options_reach_the_sampler(model):
     assert not np.array_equal(base, model.super_resolve(x, seed=1, **run))
     assert not np.array_equal(base, model.super_resolve(x, seed=0, temperature=0.2, **run))
     assert not np.array_equal(base, model.super_resolve(x, seed=0, sampler="ancestral", **run))
+    faithful = model.super_resolve(x, mode="faithful", **run)  # a field added to SROptions later
+    assert not np.array_equal(faithful, model.super_resolve(x, mode="perceptual", **run))
 
 
 def test_samples_give_the_mean_and_the_std(model, scan):
@@ -137,6 +139,7 @@ def test_bad_inputs_raise_a_clear_error(model, x, error, match):
         ({"scale": 2}, "trained for x4"),
         ({"steps": 0}, "--steps must be >= 1"),
         ({"sampler": "euler"}, "--sampler must be one of"),
+        ({"mode": "fast"}, "mode"),
     ],
 )
 def test_bad_options_raise_a_config_error(model, options, match):

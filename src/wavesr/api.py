@@ -129,7 +129,7 @@ class Model:
         writes it), or a 2-D / 3-D NumPy array (returns an array; a 3-D array is sliced along
         axis 0 unless `axis` says otherwise, as a .npy file is). `options` are `wavesr sr`'s:
         steps, seed, temperature, consistency_steps, sampler, samples, batch, device, axis,
-        input_is_upsampled, progress, and any later field of `SROptions`. With `samples` > 1
+        input_is_upsampled, progress, mode, and any later field of `SROptions`. With `samples` > 1
         the result is the mean of that many samples; `return_std=True` returns (mean, std).
         """
         opts = sr_options(scale=scale, **options)
