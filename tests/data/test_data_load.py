@@ -106,7 +106,9 @@ def test_load_slice_stacks_reads_once_and_slices_each_axis(tmp_path, monkeypatch
 
     reads = []
     real_read = load._read
-    monkeypatch.setattr(load, "_read", lambda path: reads.append(path) or real_read(path))
+    monkeypatch.setattr(
+        load, "_read", lambda path, *rest: reads.append(path) or real_read(path, *rest)
+    )
     stacks = load.load_slice_stacks(tmp_path / "v.nii.gz", axes=(0, 1, 2))
     assert len(reads) == 1
     for axis, stack in enumerate(stacks):

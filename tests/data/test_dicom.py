@@ -9,7 +9,7 @@ from helpers import dicom_dataset, write_dicom
 from pydicom.uid import generate_uid
 
 from wavesr.data import load_slices, stack_to_volume, write_nifti
-from wavesr.data.dicom import read_dicom
+from wavesr.data.dicom import read_dicom, read_series_header
 from wavesr.data.types import voxel_limit
 from wavesr.errors import InputError
 
@@ -128,3 +128,40 @@ def test_header_promising_more_than_the_files_is_refused_unread(tmp_path):
     ds.save_as(str(path := tmp_path / "big.dcm"), enforce_file_format=True)
     with pytest.raises(InputError, match=r"promises 4096x4096x1 pixels \(33,554,432 bytes\)"):
         load_slices(path)
+
+
+def _two_series(folder):
+    """Three T1 slices and two T2 slices in one folder, each series described."""
+    folder.mkdir()
+    t1, t2 = "1.2.826.0.1.3680043.8.498.1", "1.2.826.0.1.3680043.8.498.2"
+    for k in range(3):
+        ds = dicom_dataset(_slice(k), ipp=(0, 0, 2 * k), series=t1)
+        ds.SeriesDescription = "T1 axial"
+        ds.save_as(str(folder / f"a{k}.dcm"), enforce_file_format=True)
+    for k in range(2):
+        ds = dicom_dataset(_slice(k, (8, 8)), ipp=(0, 0, 3 * k), series=t2)
+        ds.SeriesDescription = "T2 axial"
+        ds.save_as(str(folder / f"b{k}.dcm"), enforce_file_format=True)
+    return folder, t1, t2
+
+
+def test_several_series_are_listed_never_merged(tmp_path):
+    folder, t1, t2 = _two_series(tmp_path / "s")
+    with pytest.raises(InputError) as info:
+        read_dicom(folder)
+    message = str(info.value)
+    assert "holds 2 DICOM series" in message and "--series UID" in message
+    assert f'{t1} "T1 axial" (3 slices)' in message
+    assert f'{t2} "T2 axial" (2 slices)' in message
+    assert "\n" not in message
+
+
+def test_series_option_picks_one(tmp_path):
+    folder, t1, t2 = _two_series(tmp_path / "s")
+    assert read_dicom(folder, series=t1).volume.shape == (10, 12, 3)
+    stack = load_slices(folder, series=t2, skip_empty=False)
+    assert stack.volume_shape == (8, 8, 2)
+    header = read_series_header(folder, series=t2)
+    assert header.series_uid == t2 and len(header.instances) == 2
+    with pytest.raises(InputError, match=r"no DICOM series 1\.2\.3 here; it holds .*T2 axial"):
+        read_dicom(folder, series="1.2.3")

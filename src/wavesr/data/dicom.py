@@ -3,7 +3,8 @@
 Slices are ordered by ImagePositionPatient projected on the slice normal (falling back to
 InstanceNumber, then file name); RescaleSlope/Intercept are applied. The volume is indexed
 (row, column, slice), so slices lie along axis 2, and its affine maps those voxel indices to
-RAS world coordinates (DICOM's LPS flipped), ready for NIfTI output.
+RAS world coordinates (DICOM's LPS flipped), ready for NIfTI output. A folder holding several
+series is refused with a listing of them, unless `series` names one (SeriesInstanceUID).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -65,21 +67,91 @@ def dicom_files(folder: Path) -> list[Path]:
     )
 
 
-def read_dicom(path: Path) -> DicomVolume:
-    """Read a DICOM file or a folder holding one series."""
+def read_dicom(path: Path, series: str | None = None) -> DicomVolume:
+    """Read a DICOM file or a folder holding one series (or the series `series` names)."""
     try:
-        return _read_dicom(path)
+        return _read_dicom(path, series)
     except InputError:
         raise
     except Exception as exc:  # pydicom decodes values lazily: damage shows on first use
         raise InputError(f"damaged DICOM header or data ({reason(exc)})", path) from exc
 
 
-def _read_dicom(path: Path) -> DicomVolume:
+@dataclass
+class SeriesHeader:
+    """What a derived series needs of its source: one header (no pixel data) as the template,
+    and the source's instances to reference."""
+
+    template: Any  # pydicom Dataset of one file of the series, without pixel data
+    series_uid: str | None
+    instances: list[tuple[str, str]]  # (SOPClassUID, SOPInstanceUID) of each file
+
+
+def read_series_header(path: Path, series: str | None = None) -> SeriesHeader:
+    """The headers of the series `read_dicom(path, series)` reads, without their pixel data."""
+    import pydicom
+
+    files = [path] if path.is_file() else dicom_files(path)
+    if not files:
+        raise InputError("folder holds no DICOM files", path)
+    try:
+        datasets = [pydicom.dcmread(str(f), stop_before_pixels=True) for f in files]
+    except Exception as exc:
+        raise InputError(f"not a readable DICOM file ({reason(exc)})", path) from exc
+    datasets, _ = pick_series(datasets, files, path, series)
+    uid = datasets[0].get("SeriesInstanceUID", None)
+    instances = [
+        (str(ds.SOPClassUID), str(ds.SOPInstanceUID))
+        for ds in datasets
+        if "SOPClassUID" in ds and "SOPInstanceUID" in ds
+    ]
+    return SeriesHeader(datasets[0], None if uid is None else str(uid), instances)
+
+
+def pick_series(
+    datasets: list, files: list[Path], path: Path, series: str | None
+) -> tuple[list, list[Path]]:
+    """The datasets (and files) of the one series in `path`, or of `series` when given.
+
+    Several series and no choice, or a choice not among them: InputError listing the series
+    (UID, description, slice count), so the user can pick one.
+    """
+    uids = [str(ds.get("SeriesInstanceUID", "")) for ds in datasets]
+    found = list(dict.fromkeys(uids))
+    if series is None and len(found) <= 1:
+        return datasets, files
+    if series is None:
+        raise InputError(
+            f"folder holds {len(found)} DICOM series: {_listing(datasets, uids, found)}; "
+            "choose one with `wavesr sr --series UID`, or point at a folder with one series",
+            path,
+        )
+    if series not in found:
+        raise InputError(
+            f"no DICOM series {series} here; it holds {_listing(datasets, uids, found)}", path
+        )
+    chosen = [i for i, uid in enumerate(uids) if uid == series]
+    return [datasets[i] for i in chosen], [files[i] for i in chosen]
+
+
+def _listing(datasets: list, uids: list[str], found: list[str]) -> str:
+    """'UID "description" (N slices), ...' for each series in `found`."""
+    parts = []
+    for uid in found:
+        members = [ds for ds, u in zip(datasets, uids) if u == uid]
+        count = sum(int(getattr(ds, "NumberOfFrames", 1) or 1) for ds in members)
+        description = str(members[0].get("SeriesDescription", "") or "no description")
+        slices = "slice" if count == 1 else "slices"
+        parts.append(f'{uid or "(no UID)"} "{description}" ({count} {slices})')
+    return ", ".join(parts)
+
+
+def _read_dicom(path: Path, series: str | None) -> DicomVolume:
     files = [path] if path.is_file() else dicom_files(path)
     if not files:
         raise InputError("folder holds no DICOM files", path)
     datasets = [_read_header(f) for f in files]
+    datasets, files = pick_series(datasets, files, path, series)
     _check_series(datasets, files, path)
     if len(files) == 1 and int(getattr(datasets[0], "NumberOfFrames", 1) or 1) > 1:
         slices = _frames(datasets[0], files[0])
@@ -107,11 +179,6 @@ def _read_header(file: Path):
 
 
 def _check_series(datasets: list, files: list[Path], path: Path) -> None:
-    series = {str(ds.SeriesInstanceUID) for ds in datasets if "SeriesInstanceUID" in ds}
-    if len(series) > 1:
-        raise InputError(
-            f"folder holds {len(series)} DICOM series; point at a folder with one series", path
-        )
     sizes = sorted({(int(ds.get("Rows", 0)), int(ds.get("Columns", 0))) for ds in datasets})
     if len(sizes) > 1:
         listed = ", ".join(f"{r}x{c}" for r, c in sizes)

@@ -123,6 +123,7 @@ def load_slices(
     normalization: str = "slice-minmax",
     skip_empty: bool = True,
     empty_threshold: float = 0.05,
+    series: str | None = None,
 ) -> SliceStack:
     """Read one input unit as normalised 2-D slices.
 
@@ -131,6 +132,7 @@ def load_slices(
     need an orientation, so sources without one (HDF5, .npy) use axis 0 for them; 2-D image
     sources ignore `axis`.
     skip_empty: drop near-empty slices (see `nonempty_slices`); `indices` records the kept ones.
+    series: the SeriesInstanceUID to read from a DICOM folder holding several.
     """
     return load_slice_stacks(
         path,
@@ -138,6 +140,7 @@ def load_slices(
         normalization=normalization,
         skip_empty=skip_empty,
         empty_threshold=empty_threshold,
+        series=series,
     )[0]
 
 
@@ -148,10 +151,11 @@ def load_slice_stacks(
     normalization: str = "slice-minmax",
     skip_empty: bool = True,
     empty_threshold: float = 0.05,
+    series: str | None = None,
 ) -> list[SliceStack]:
     """`load_slices` along each of `axes`, the input read once; a 2-D image source has no
     axes to choose and gives one stack."""
-    path, raw = Path(path), _read_checked(path, normalization, empty_threshold)
+    path, raw = Path(path), _read_checked(path, normalization, empty_threshold, series)
     options = (normalization, skip_empty, empty_threshold)
     if not raw.is_volume:
         return [_slice_stack(raw, path, None, *options)]
@@ -206,7 +210,9 @@ def array_slices(
     return _slice_stack(raw, source, slice_axis, normalization, False, 0.05)
 
 
-def _read_checked(path: str | Path, normalization: str, empty_threshold: float) -> _Raw:
+def _read_checked(
+    path: str | Path, normalization: str, empty_threshold: float, series: str | None = None
+) -> _Raw:
     if normalization not in normalize.METHODS:
         raise ConfigError(
             f"unknown normalization {normalization!r} (choose from {', '.join(normalize.METHODS)})"
@@ -214,7 +220,7 @@ def _read_checked(path: str | Path, normalization: str, empty_threshold: float) 
     if not 0.0 <= empty_threshold <= 1.0:
         raise ConfigError(f"empty_threshold must lie in [0, 1], got {empty_threshold}")
     with _quiet_readers():
-        return _read(Path(path))
+        return _read(Path(path), series)
 
 
 def _slice_stack(
@@ -271,12 +277,15 @@ def _slice_stack(
     )
 
 
-def read_volume(path: str | Path) -> tuple[np.ndarray, np.ndarray | None]:
+def read_volume(
+    path: str | Path, series: str | None = None
+) -> tuple[np.ndarray, np.ndarray | None]:
     """(3-D array, 4x4 affine or None) of a volume input, unsliced and unnormalised; an input
-    of independent 2-D images (PNG, TIFF, a 2-D .npy) raises InputError."""
+    of independent 2-D images (PNG, TIFF, a 2-D .npy) raises InputError. `series`: the
+    SeriesInstanceUID to read from a DICOM folder holding several."""
     path = Path(path)
     with _quiet_readers():
-        raw = _read(path)
+        raw = _read(path, series)
     if not raw.is_volume:
         raise InputError("a 2-D image, not a 3-D volume", path)
     return raw.volume, None if raw.affine is None else raw.affine.copy()
@@ -318,11 +327,11 @@ def _quiet_readers() -> Iterator[None]:
         log.setLevel(level)
 
 
-def _read(path: Path) -> _Raw:
+def _read(path: Path, series: str | None = None) -> _Raw:
     if not path.exists():
         raise missing_error(path)
     if path.is_dir():
-        return _read_folder(path)
+        return _read_folder(path, series)
     suffix = suffix_of(path)
     if suffix in (".nii", ".nii.gz"):
         volume, affine = read_nifti(path)
@@ -339,7 +348,7 @@ def _read(path: Path) -> _Raw:
         names = [path.name] if len(data) == 1 else [f"{path.name}:{i}" for i in range(len(data))]
         return _Raw("image", data, names=names, is_volume=False)
     if suffix == ".dcm" or is_dicom_file(path):
-        return _dicom(path)
+        return _dicom(path, series)
     raise InputError(
         f"unsupported file type '{suffix or path.name}' "
         f"(supported: {', '.join(SUPPORTED_SUFFIXES)} or DICOM)",
@@ -347,9 +356,9 @@ def _read(path: Path) -> _Raw:
     )
 
 
-def _read_folder(path: Path) -> _Raw:
+def _read_folder(path: Path, series: str | None = None) -> _Raw:
     if dicom_files(path):
-        return _dicom(path)
+        return _dicom(path, series)
     if image_files(path):
         data, names = read_image_folder(path)
         return _Raw("image", data, names=names, is_volume=False)
@@ -363,8 +372,8 @@ def _read_folder(path: Path) -> _Raw:
     raise InputError("folder holds no DICOM or image files", path)
 
 
-def _dicom(path: Path) -> _Raw:
-    dcm = read_dicom(path)
+def _dicom(path: Path, series: str | None = None) -> _Raw:
+    dcm = read_dicom(path, series)
     return _Raw("dicom", dcm.volume, dcm.affine, default_axis=2, names=dcm.names)
 
 

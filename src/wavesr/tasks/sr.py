@@ -1,6 +1,7 @@
 """`wavesr sr`: super-resolve one input (NIfTI, DICOM, HDF5, .npy, images) and write it back.
 
-Output format follows the input: NIfTI -> NIfTI (affine from `sr_affine`), DICOM -> NIfTI,
+Output format follows the input: NIfTI -> NIfTI (affine from `sr_affine`), DICOM -> NIfTI
+(an output ending in .nii/.nii.gz) or a DICOM series (an output folder, `tasks.dicom_output`),
 HDF5 -> HDF5 ("reconstruction_rss"), .npy -> .npy, image folder -> PNG folder, one image ->
 one PNG (8-bit, or 16-bit when the input was 16-bit or float). Intensities are mapped back to
 the input's scale with the per-slice normalisation parameters (`denormalize`).
@@ -10,9 +11,9 @@ the bicubic upsampling of the original slice, so every output is complete.
 
 With `samples` > 1 the output is the mean of that many samples (seeds seed, seed + 1, ...) and
 the per-voxel standard deviation is written beside it (`std_path`): `<name>_std` with the same
-suffix, a `<folder>_std` PNG folder, or a second HDF5 dataset. The samples are stacked into
-one model call where `batch` leaves room, and summed on the fly (`RunningMoments`), so memory
-does not grow with their number.
+suffix, a `<folder>_std` PNG folder or DICOM series, or a second HDF5 dataset. The samples
+are stacked into one model call where `batch` leaves room, and summed on the fly
+(`RunningMoments`), so memory does not grow with their number.
 """
 
 from __future__ import annotations
@@ -31,7 +32,8 @@ import torch
 
 from wavesr.config import check_consistency_steps, check_mode, check_temperature
 from wavesr.config import sampling_settings as resolve_sampling
-from wavesr.data.dicom import dicom_files, is_dicom_file
+from wavesr.data.dicom import dicom_files, is_dicom_file, read_series_header
+from wavesr.data.dicom_write import check_series_folder
 from wavesr.data.hdf5 import DATASET as HDF5_DATASET
 from wavesr.data.images import IMAGE_SUFFIXES, image_files
 from wavesr.data.load import VOLUME_SUFFIXES, load_slices, nonempty_slices, suffix_of
@@ -49,6 +51,7 @@ from wavesr.evaluation.sampling_stats import STD_DDOF, RunningMoments
 from wavesr.io_atomic import atomic_write, check_output_path
 from wavesr.model.degrade import upsample
 from wavesr.runtime import resolve_device
+from wavesr.tasks.dicom_output import DICOM, check_stack, run_settings, write_stack_series
 
 # Output kinds, decided from the input before any work.
 NIFTI, HDF5, NPY, PNG_FILE, PNG_FOLDER = "nifti", "hdf5", "npy", "png-file", "png-folder"
@@ -74,6 +77,8 @@ class SROptions:
     mode: str | None = None  # "faithful" / "perceptual" (diffusion.modes); explicit values win
     progress: bool = True
     samples: int = 1  # > 1: write the mean of this many samples and their std
+    output_format: str | None = None  # "nifti" or "dicom" (DICOM inputs); None: from the output
+    series: str | None = None  # the SeriesInstanceUID to read from a multi-series DICOM folder
 
 
 @dataclass
@@ -113,8 +118,14 @@ class SRResult:
         )
 
 
-def output_kind(source: Path, output: Path) -> str:
-    """Which writer `output` gets for `source`; raises OutputError for a mismatched suffix."""
+def output_kind(
+    source: Path, output: Path, output_format: str | None = None, series: str | None = None
+) -> str:
+    """Which writer `output` gets for `source`; raises OutputError for a mismatched suffix.
+
+    A DICOM input gives a DICOM series for an output folder (an existing one, or a name
+    without suffix) or with `output_format` "dicom"; `series` (a UID) needs a DICOM input.
+    """
     if not source.exists():
         raise missing_error(source)
     if source.is_dir():
@@ -142,18 +153,46 @@ def output_kind(source: Path, output: Path) -> str:
             kind = PNG_FILE if suffix_of(output) == ".png" else PNG_FOLDER
         else:
             raise InputError(f"unsupported file type '{suffix or source.name}'", source)
+    kind = _dicom_or(kind, source, output, output_format, series)
     _check_output_suffix(kind, source, output)
+    return kind
+
+
+def _dicom_or(
+    kind: str, source: Path, output: Path, output_format: str | None, series: str | None
+) -> str:
+    """DICOM where a DICOM input is to be written as a series, else `kind`."""
+    dicom_in = kind == NIFTI and suffix_of(source) not in _SUFFIXES[NIFTI]
+    if series is not None and not dicom_in:
+        raise ConfigError("--series picks a series of a DICOM input; this input is not DICOM")
+    if output_format == DICOM and not dicom_in:
+        raise ConfigError("--output-format dicom needs a DICOM input (the new series' template)")
+    if output_format == NIFTI and kind != NIFTI:
+        raise ConfigError("--output-format nifti needs a NIfTI or DICOM input")
+    if output_format is not None:
+        return output_format
+    if dicom_in and (output.is_dir() or suffix_of(output) == ""):
+        return DICOM
     return kind
 
 
 def _check_output_suffix(kind: str, source: Path, output: Path) -> None:
     suffix = suffix_of(output)
+    if kind == DICOM:
+        _check_series_output(output)
+        return
+    dicom_in = suffix_of(source) not in _SUFFIXES[NIFTI]
+    if kind == NIFTI and dicom_in and suffix not in _SUFFIXES[NIFTI]:
+        raise OutputError(
+            "DICOM input is written as NIfTI (an output ending in .nii or .nii.gz) or as a "
+            "DICOM series (an output folder, or --output-format dicom)",
+            output,
+        )
     if kind in _SUFFIXES and suffix not in _SUFFIXES[kind]:
         label = _LABELS[kind]
-        what = "DICOM" if kind == NIFTI and suffix_of(source) not in _SUFFIXES[NIFTI] else label
         wanted = " or ".join(_SUFFIXES[kind])
         raise OutputError(
-            f"{what} input is written as {label}: the output must end in {wanted}", output
+            f"{label} input is written as {label}: the output must end in {wanted}", output
         )
     if kind == PNG_FOLDER and source.is_dir() and suffix == ".png":
         raise OutputError("a folder of images is written as a folder of PNGs, not one .png", output)
@@ -163,12 +202,29 @@ def _check_output_suffix(kind: str, source: Path, output: Path) -> None:
         raise OutputError("the output is a folder, expected a file", output)
 
 
+def _check_series_output(output: Path) -> None:
+    if suffix_of(output) in _SUFFIXES[NIFTI]:
+        raise OutputError(
+            "a DICOM series is written as a folder: the output must not end in .nii(.gz)", output
+        )
+    if output.is_file():
+        raise OutputError("a DICOM series is written as a folder: the output is a file", output)
+
+
+def check_output(path: Path, kind: str, source: Path, overwrite: bool) -> None:
+    """Raise OutputError unless `path` may be written as a `kind` output of `source`."""
+    if kind == DICOM:
+        check_series_folder(path, inputs=[source], overwrite=overwrite)
+    else:
+        check_output_path(path, inputs=[source], overwrite=overwrite)
+
+
 def std_path(output: Path, kind: str) -> Path:
     """Where the std of `--samples` goes: `<name>_std` with the output's suffix, `<folder>_std`
-    for a PNG folder; for HDF5 the output itself (dataset `STD_DATASET`)."""
+    for a PNG folder or DICOM series; for HDF5 the output itself (dataset `STD_DATASET`)."""
     if kind == HDF5:
         return output
-    if kind == PNG_FOLDER:
+    if kind in (PNG_FOLDER, DICOM):
         return output.with_name(f"{output.name}_std")
     n = len(output.name) - len(suffix_of(output))
     return output.with_name(f"{output.name[:n]}_std{output.name[n:]}")
@@ -357,11 +413,12 @@ def run_sr(
     report = None if report is None else Path(report)
     start = time.perf_counter()
     check_options(opts)
-    kind = output_kind(source, output)
-    check_output_path(output, inputs=[source], overwrite=opts.overwrite)
+    kind = output_kind(source, output, opts.output_format, opts.series)
+    check_output(output, kind, source, opts.overwrite)
     std_output = std_path(output, kind) if opts.samples > 1 else None
     if std_output is not None and std_output != output:
-        check_output_path(std_output, inputs=[source], overwrite=opts.overwrite)
+        check_output(std_output, kind, source, opts.overwrite)
+    dicom_header = read_series_header(source, opts.series) if kind == DICOM else None
     if report is not None:
         check_report_path(report, source, output, opts.overwrite)
     model_dir = resolve_model_dir(model)
@@ -372,7 +429,10 @@ def run_sr(
         axis=opts.axis,
         normalization=pipeline.config.data.normalization,
         skip_empty=False,
+        series=opts.series,
     )
+    if kind == DICOM:
+        check_stack(stack, source)
     if kind == PNG_FILE and len(stack) != 1:
         raise OutputError(
             f"the input holds {len(stack)} images; give a folder (no .png suffix) as output",
@@ -388,7 +448,21 @@ def run_sr(
         run = _report_run(source, output, model_dir, opts, stack, keep, time.perf_counter() - start)
         factor = 1 if opts.input_is_upsampled else opts.scale
         page = sr_report_page(stack, sr, keep, factor, run, command, opts.device, std)
-    shape = _write(kind, stack, sr, std, output, opts)
+    if kind == DICOM:
+        shape = write_stack_series(
+            dicom_header,
+            stack,
+            sr,
+            std,
+            output,
+            std_path(output, kind),
+            factor=1 if opts.input_is_upsampled else opts.scale,
+            model_dir=model_dir,
+            settings=run_settings(opts, pipeline),
+            overwrite=opts.overwrite,
+        )
+    else:
+        shape = _write(kind, stack, sr, std, output, opts)
     if page is not None:
         from wavesr.report.html import write_page
 
@@ -409,8 +483,8 @@ def run_sr(
 
 
 def _output_voxel_size(kind: str, stack: SliceStack, opts: SROptions) -> tuple[float, ...] | None:
-    """The output's voxel edge lengths (mm), for outputs that carry an affine (NIfTI)."""
-    if kind != NIFTI or stack.affine is None or stack.slice_axis is None:
+    """The output's voxel edge lengths (mm), for outputs that carry an affine (NIfTI, DICOM)."""
+    if kind not in (NIFTI, DICOM) or stack.affine is None or stack.slice_axis is None:
         return None
     return tuple(float(v) for v in voxel_sizes(output_affine(stack, opts)))
 

@@ -45,6 +45,8 @@ def _run(args: argparse.Namespace) -> int:
         mode=args.mode,
         progress=not args.quiet,
         samples=args.samples,
+        output_format=args.output_format,
+        series=args.series,
     )
     if args.through_plane:
         return _run_through_plane(args, options)
@@ -112,6 +114,10 @@ def command_line(args: argparse.Namespace) -> str:
     argv += ["--device", args.device, "--sampler", args.sampler]
     if args.samples > 1:
         argv += ["--samples", str(args.samples)]
+    if args.output_format is not None:
+        argv += ["--output-format", args.output_format]
+    if args.series is not None:
+        argv += ["--series", args.series]
     if args.threads is not None:
         argv += ["--threads", str(args.threads)]
     if args.temperature is not None:
@@ -142,7 +148,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "sr",
         help="super-resolve an MRI input (NIfTI, DICOM, HDF5, .npy, images)",
         description="Super-resolve every slice of INPUT and write OUTPUT in the input's format "
-        "(DICOM is written as NIfTI; images as PNG).",
+        "(DICOM as NIfTI, or as a DICOM series when OUTPUT is a folder; images as PNG).",
     )
     p.add_argument("input", type=Path, help="NIfTI / DICOM / HDF5 / .npy file, image, or folder")
     p.add_argument(
@@ -150,7 +156,21 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--output",
         required=True,
         type=Path,
-        help="output file (.nii.gz, .h5, .npy, .png) or folder (for image folders)",
+        help="output file (.nii.gz, .h5, .npy, .png) or folder (image folders; DICOM inputs: "
+        "a DICOM series, one file per slice)",
+    )
+    p.add_argument(
+        "--output-format",
+        default=None,
+        choices=["nifti", "dicom"],
+        help="DICOM inputs: write NIfTI or a DICOM series folder (default: a series when OUTPUT "
+        "is a folder or has no suffix, NIfTI for .nii/.nii.gz)",
+    )
+    p.add_argument(
+        "--series",
+        default=None,
+        metavar="UID",
+        help="the SeriesInstanceUID to super-resolve from a DICOM folder holding several series",
     )
     p.add_argument(
         "--scale",
@@ -214,7 +234,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--through-plane",
         action="store_true",
         help="super-resolve a thick-slice volume along its thick axis to the in-plane voxel "
-        "size, writing an isotropic NIfTI (docs/through-plane.md)",
+        "size, writing an isotropic NIfTI or DICOM series (docs/through-plane.md)",
     )
     p.add_argument(
         "--stacks",

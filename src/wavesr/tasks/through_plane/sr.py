@@ -19,6 +19,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from wavesr.data.dicom import read_series_header
+from wavesr.data.dicom_write import write_dicom_series
 from wavesr.data.images import IMAGE_SUFFIXES
 from wavesr.data.load import nonempty_slices, read_volume, suffix_of
 from wavesr.data.nifti import axis_for_plane
@@ -26,14 +28,15 @@ from wavesr.data.normalize import normalize_stack
 from wavesr.data.types import SliceStack, missing_error
 from wavesr.data.write import voxel_sizes, write_nifti
 from wavesr.errors import ConfigError, InputError, OutputError
-from wavesr.io_atomic import check_output_path
 from wavesr.model.degrade import slice_upsample
 from wavesr.runtime import resolve_device
+from wavesr.tasks.dicom_output import DICOM, derived_series, run_settings
 from wavesr.tasks.self_supervised import Adaptation, adapt_decoder, check_adapt_minutes
 from wavesr.tasks.sr import (
     NIFTI,
     SROptions,
     check_options,
+    check_output,
     check_report_path,
     load_pipeline,
     output_kind,
@@ -167,10 +170,11 @@ def run_through_plane(
     )
     if adapt_minutes and upsampler is not None:
         raise ConfigError("--adapt-minutes fine-tunes the model: it needs no upsampler")
-    _check_paths(source, output, opts.overwrite)
+    kind = _check_paths(source, output, opts)
     if report is not None:
         check_report_path(report, source, output, opts.overwrite)
-    volume, affine = read_3d(source)
+    dicom_header = read_series_header(source, opts.series) if kind == DICOM else None
+    volume, affine = read_3d(source, opts.series)
     axis = find_thick_axis(affine, opts.axis, source)
     pipeline = model_dir = None
     if upsampler is None:
@@ -213,7 +217,14 @@ def run_through_plane(
         page = through_plane_report_page(
             volume, affine, sr, new_affine, axis, run, command, opts.device
         )
-    write_nifti(sr, new_affine, output, overwrite=opts.overwrite)
+    if dicom_header is not None:
+        settings = run_settings(opts, pipeline) | _dicom_settings(result)
+        series = derived_series(
+            dicom_header, model_dir, settings, factor=run.factor.model, kind="through-plane"
+        )
+        write_dicom_series(sr, new_affine, dicom_header, series, output, overwrite=opts.overwrite)
+    else:
+        write_nifti(sr, new_affine, output, overwrite=opts.overwrite)
     if page is not None:
         from wavesr.report.html import write_page
 
@@ -349,20 +360,31 @@ def _dicom_settings(result: ThroughPlaneResult) -> dict:
     }
 
 
-def _check_paths(source: Path, output: Path, overwrite: bool) -> None:
-    if suffix_of(output) not in (".nii", ".nii.gz"):
-        raise OutputError("--through-plane writes NIfTI: the output must end in .nii(.gz)", output)
+def _check_paths(source: Path, output: Path, opts: SROptions) -> str:
+    """The output kind, NIFTI or DICOM (a series, for DICOM input written to a folder)."""
+    series_out = opts.output_format == DICOM or output.is_dir() or suffix_of(output) == ""
+    if suffix_of(output) not in (".nii", ".nii.gz") and not series_out:
+        raise OutputError(
+            "--through-plane writes NIfTI (the output must end in .nii(.gz)) or, for DICOM "
+            "input, a DICOM series (an output folder)",
+            output,
+        )
     if not source.exists():
         raise missing_error(source)
-    if suffix_of(source) in NO_SPACING or output_kind(source, output) != NIFTI:
+    if suffix_of(source) in NO_SPACING:
         raise InputError(NEEDS_VOLUME, source)
-    check_output_path(output, inputs=[source], overwrite=overwrite)
+    kind = output_kind(source, output, opts.output_format, opts.series)
+    if kind not in (NIFTI, DICOM):
+        raise InputError(NEEDS_VOLUME, source)
+    check_output(output, kind, source, opts.overwrite)
+    return kind
 
 
-def read_3d(source: Path) -> tuple[np.ndarray, np.ndarray]:
-    """The volume and its affine; InputError for 2-D inputs and thin in-plane sizes."""
+def read_3d(source: Path, series: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """The volume and its affine (of DICOM series `series`, when given); InputError for 2-D
+    inputs and thin in-plane sizes."""
     try:
-        volume, affine = read_volume(source)
+        volume, affine = read_volume(source, series)
     except InputError as exc:
         if "2-D image" in str(exc):
             raise InputError(f"a 2-D image: {NEEDS_VOLUME}", source) from exc
