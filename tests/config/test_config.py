@@ -19,7 +19,7 @@ from wavesr.config import (
 )
 from wavesr.errors import ConfigError
 from wavesr.model.build import degradation_of
-from wavesr.model.degrade import Degradation
+from wavesr.model.degrade import Degradation, RandomDegradation
 
 
 @pytest.mark.parametrize("name", ["cpu", "cpu-s8", "paper", "tiny"])
@@ -126,7 +126,7 @@ def test_override_below_a_scalar_is_an_error():
         ("data.crop=40", "multiple of 16"),  # tiny: 2 * downsample 4 * patch 2
         ("data.crop=0", "multiple of 16"),
         ("data.degradation=gaussian", "data.degradation"),
-        ("data.slice_profile=sinc", "data.slice_profile: gaussian|box"),
+        ("data.slice_profile=lorentz", "data.slice_profile: gaussian|box|sinc"),
         ("data.slice_gap=1", r"data.slice_gap must lie in \[0, 1\)"),
         ("data.slice_gap=-0.1", r"data.slice_gap must lie in \[0, 1\)"),
         ("data.slice_gap=.nan", r"data.slice_gap must lie in \[0, 1\)"),
@@ -162,6 +162,13 @@ def test_slice_axis_degradation_is_built_from_the_data_config():
     old = config_from_dict(values)
     assert degradation_of(old) == Degradation("bicubic", 4)
     assert (old.data.slice_profile, old.data.slice_gap) == ("gaussian", 0.0)
+
+
+def test_random_degradation_is_a_draw_per_image_at_the_config_scale():
+    config = load_config("tiny", ["data.degradation=random", "data.scale=2"])
+    assert degradation_of(config) == RandomDegradation(2)
+    with pytest.raises(ConfigError, match="data.degradation"):
+        load_config("tiny", ["data.degradation=randomly"])
 
 
 def test_yaml_file_partial_config_uses_defaults(tmp_path):

@@ -14,7 +14,7 @@ from wavesr.bundle.checkpoint_io import load_state_into
 from wavesr.bundle.folder import load_bundle
 from wavesr.errors import ConfigError
 from wavesr.evaluation.methods import MethodContext, build_method, known_methods
-from wavesr.model.degrade import Degradation
+from wavesr.model.degrade import Degradation, upsample
 
 
 @pytest.fixture
@@ -45,8 +45,9 @@ def test_baselines_are_registered():
 
 def test_edsr_method_runs_the_trained_network(runs):
     method = build_method("edsr", _ctx(runs))
-    lr_up = torch.rand(2, 1, 17, 23)
-    sr = method(torch.rand(2, 1, 4, 6), lr_up, torch.zeros_like(lr_up))
+    lr = torch.rand(2, 1, 4, 6)
+    lr_up = upsample(lr, 4)  # the baseline's training grid (bicubic)
+    sr = method(lr, torch.rand(2, 1, 16, 24), torch.zeros_like(lr_up))
     assert method.name == "edsr" and sr.shape == lr_up.shape
     expected = method.network()(lr_up).clamp(0, 1)
     torch.testing.assert_close(sr, expected)
@@ -56,12 +57,13 @@ def test_edsr_method_runs_the_trained_network(runs):
 
 def test_pixel_diffusion_method_is_seeded(runs):
     method = build_method("pixel-diffusion", _ctx(runs))
-    lr_up = torch.rand(2, 1, 15, 21)
-    a = method(lr_up, lr_up, lr_up)
-    b = method(lr_up, lr_up, torch.zeros_like(lr_up))  # hr is ignored
+    lr = torch.rand(2, 1, 4, 5)
+    lr_up = upsample(lr, 4)
+    a = method(lr, lr_up, lr_up)
+    b = method(lr, lr_up, torch.zeros_like(lr_up))  # hr is ignored
     assert a.shape == lr_up.shape and torch.equal(a, b)
     assert 0 <= a.min() and a.max() <= 1
-    other = build_method("pixel-diffusion", _ctx(runs, seed=2))(lr_up, lr_up, lr_up)
+    other = build_method("pixel-diffusion", _ctx(runs, seed=2))(lr, lr_up, lr_up)
     assert not torch.equal(a, other)
     assert method.info["steps"] == 3
 

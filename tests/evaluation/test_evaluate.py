@@ -124,7 +124,10 @@ def test_bicubic_end_to_end_matches_hand_metrics(data, tmp_path: Path) -> None:
     assert [float(r["psnr"]) for r in rows] == pytest.approx(p_vol + p_png, abs=1e-5)
 
     report = (out / "report.md").read_text()
-    assert "| Method | Params | GFLOPs | s/slice | PSNR (dB) | SSIM | FID |" in report
+    assert (
+        "| Method | Params | GFLOPs | s/slice | PSNR (dB) | SSIM | PSNR head | SSIM head | FID |"
+        in report
+    )
     assert f"| bicubic | – | – | {fmt(m['seconds_per_slice'], 4)} | {fmt(m['psnr'])} |" in report
     assert "| Method | B1 | B2 |" in report and "B10 |" in report
     assert "## Table 3: band energy ratio" in report and "| Method | E1 | E2 |" in report

@@ -22,14 +22,21 @@ from wavesr.evaluation.methods import (
 )
 from wavesr.evaluation.metrics import count_parameters
 from wavesr.model.autoencoder import FrequencyAutoencoder
-from wavesr.model.degrade import Degradation, back_project
+from wavesr.model.degrade import (
+    Degradation,
+    back_project,
+    slice_upsample,
+    upsample,
+    zero_fill_upsample,
+)
 from wavesr.model.latent_scaling import LatentScaling
 from wavesr.model.transformer import LatentDiffusionTransformer
 
 
 def _ctx(**kwargs) -> MethodContext:
     scale = kwargs.pop("scale", 4)
-    return MethodContext(scale=scale, degradation=Degradation("bicubic", scale), **kwargs)
+    degradation = kwargs.pop("degradation", Degradation("bicubic", scale))
+    return MethodContext(scale=scale, degradation=degradation, **kwargs)
 
 
 @pytest.fixture
@@ -105,11 +112,24 @@ def test_unknown_method_lists_the_known_ones() -> None:
         assert name in message
 
 
-def test_bicubic_returns_lr_up_and_has_no_network() -> None:
+def test_bicubic_upsamples_the_lr_and_has_no_network() -> None:
     method = build_method("bicubic", _ctx())
-    lr_up = torch.rand(3, 1, 8, 12)
-    assert method(torch.rand(3, 1, 2, 3), lr_up, torch.rand(3, 1, 8, 12)) is lr_up
+    lr = torch.rand(3, 1, 2, 3)
+    lr_up = torch.rand(3, 1, 8, 12)  # what the degradation put on the grid is not used
+    torch.testing.assert_close(method(lr, lr_up, lr_up), upsample(lr, 4))
     assert method.network() is None and method.flops_call(lr_up) is None
+    rows_only = build_method("bicubic", _ctx(degradation=Degradation("slice-axis", 4)))
+    torch.testing.assert_close(rows_only(lr, lr_up, lr_up), slice_upsample(lr, 4))
+
+
+def test_zero_fill_is_sinc_interpolation_and_in_plane_only() -> None:
+    method = build_method("zero-fill", _ctx(degradation=Degradation("kspace", 4)))
+    lr = torch.rand(2, 1, 4, 6)
+    sr = method(lr, lr, lr)
+    torch.testing.assert_close(sr, zero_fill_upsample(lr, 4).clamp(0, 1))
+    assert sr.shape == (2, 1, 16, 24) and method.network() is None
+    with pytest.raises(ConfigError, match="in-plane"):
+        build_method("zero-fill", _ctx(degradation=Degradation("slice-axis", 4)))
 
 
 def test_model_dir_prefers_the_method_weights() -> None:
@@ -168,8 +188,9 @@ def test_wavesr_counts_autoencoder_and_ldt(tmp_path: Path) -> None:
     )
     assert count_parameters(method.network()) == expected
     assert method.info["steps"] == 2
-    lr_up = torch.rand(1, 1, 16, 16)
-    a, b = method(lr_up, lr_up, lr_up), method.flops_call(lr_up)()
+    lr = torch.rand(1, 1, 4, 4)
+    lr_up = method.pipeline.to_hr_grid(lr)
+    a, b = method(lr, lr_up, lr_up), method.flops_call(lr_up)()
     assert torch.equal(a, b)  # same seed, same output
 
 
@@ -213,10 +234,11 @@ def test_zero_latents_is_wavesr_decoding_zeros(tmp_path: Path) -> None:
     root = _bundle(tmp_path / "full", with_ldt=True)
     ctx = _ctx(model=root, steps=2, consistency_steps=3)
     zero = build_method("wavesr-zero-latents", ctx)
-    lr_up = torch.rand(2, 1, 24, 20)  # not a multiple of the stride: padded, then cropped
-    sr = zero(torch.rand(2, 1, 6, 5), lr_up, torch.rand(2, 1, 24, 20))
+    lr = torch.rand(2, 1, 6, 5)  # 24 x 20: not a multiple of the stride, padded then cropped
+    lr_up = upsample(lr, 4)  # the tiny model's own (bicubic) grid
+    sr = zero(lr, torch.rand(2, 1, 24, 20), torch.rand(2, 1, 24, 20))
     assert torch.allclose(sr, _decode_zeros_by_hand(root, lr_up, 3), atol=1e-6)
-    wavesr = build_method("wavesr", ctx)(lr_up, lr_up, lr_up)
+    wavesr = build_method("wavesr", ctx)(lr, lr_up, lr_up)
     assert (sr - wavesr).abs().max() > 1e-3  # the LDT's latents are not zero
 
 
@@ -238,8 +260,8 @@ def test_zero_latents_feeds_the_decoder_exact_zeros(tmp_path: Path, monkeypatch)
     monkeypatch.setattr(pipe, "decode", spy)
     monkeypatch.setattr(pipe, "sample_high_frequency_latents", no_sampling)
     method = methods.WaveSRZeroLatents(pipe, consistency_steps=0)
-    lr_up = torch.rand(3, 1, 16, 16)
-    method(lr_up, lr_up, lr_up)
+    lr = torch.rand(3, 1, 4, 4)
+    method(lr, lr, lr)
     (high,) = seen
     assert high.shape == (3, load_config("tiny").ldt.in_channels, 2, 2)  # 16 px / stride 8
     assert torch.count_nonzero(high) == 0
@@ -262,8 +284,8 @@ def test_mean_latents_feeds_the_decoder_each_channels_training_mean(
         return decode(ll_lr, ll_latent, high_latents, size)
 
     monkeypatch.setattr(pipe, "decode", spy)
-    lr_up = torch.rand(2, 1, 16, 16)
-    methods.WaveSRMeanLatents(pipe)(lr_up, lr_up, lr_up)
+    lr = torch.rand(2, 1, 4, 4)
+    methods.WaveSRMeanLatents(pipe)(lr, lr, lr)
     (high,) = seen
     assert high.shape == (2, channels, 2, 2)
     torch.testing.assert_close(high, shift.view(1, -1, 1, 1).expand_as(high))

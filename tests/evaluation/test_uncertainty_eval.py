@@ -11,7 +11,7 @@ from helpers import blobs, hand_bicubic
 from wavesr.evaluation.evaluate import flatten_slices, load_eval_sets
 from wavesr.evaluation.shared import EvalSettings, FIDTracker
 from wavesr.evaluation.uncertainty_eval import measure_uncertainty, reference_points
-from wavesr.model.degrade import Degradation
+from wavesr.model.degrade import Degradation, upsample_for
 
 SIZE = 32
 
@@ -27,6 +27,12 @@ class _BicubicPipeline:
     def __call__(self, lr_up, *, steps, seed, temperature, consistency_steps, degradation):
         self.calls.append((seed, temperature))
         return lr_up.clamp(0.0, 1.0)
+
+    def input_degradation(self, degradation=None):
+        return degradation or self.degradation
+
+    def to_hr_grid(self, lr, degradation=None):
+        return upsample_for(lr, self.input_degradation(degradation))
 
 
 class _Method:

@@ -200,3 +200,22 @@ def test_slice_axis_model_takes_thick_slices_and_back_projects_with_its_profile(
         return float((slice_downsample(x, 4, "box", 0.25) - lr).abs().mean())
 
     assert residual(sr) < residual(raw) / 20
+
+
+def test_a_random_trained_model_assumes_a_scanner_lr_and_keeps_its_upsampler(tiny_model) -> None:
+    """A model trained on the random mix puts every LR on its grid by zero-filling and, not
+    told otherwise, back-projects as for a k-space LR; a single-degradation model follows the
+    degradation it is told (or its own)."""
+    from wavesr.model.degrade import Degradation, zero_fill_upsample
+
+    pipe = load_pipeline(tiny_model)
+    assert pipe.degradation == Degradation("bicubic", 4)
+    assert pipe.input_degradation(Degradation("kspace", 4, 0.02)) == Degradation("kspace", 4)
+    pipe.config.data.degradation = "random"
+    assert pipe.degradation == Degradation("kspace", 4, upsampler="zero-fill")
+    told = pipe.input_degradation(Degradation("bicubic", 4, 0.02))
+    assert told == Degradation("bicubic", 4, upsampler="zero-fill")
+    lr = torch.rand(2, 1, 4, 6)
+    expected = zero_fill_upsample(lr, 4).clamp(0, 1)
+    torch.testing.assert_close(pipe.to_hr_grid(lr), expected)
+    torch.testing.assert_close(pipe.to_hr_grid(lr, Degradation("bicubic", 4)), expected)

@@ -172,11 +172,22 @@ def test_evaluate_tables_hold_the_metrics(eval_report: Path) -> None:
     doc = json.loads((eval_report / "metrics.json").read_text())
     m = doc["methods"]["bicubic"]
     header = [c[0] for c in page.tables["quality"][0]]
-    assert header == ["Method", "Params", "GFLOPs", "s/slice", "PSNR (dB)", "SSIM", "FID"]
+    assert header == [
+        "Method",
+        "Params",
+        "GFLOPs",
+        "s/slice",
+        "PSNR (dB)",
+        "SSIM",
+        "PSNR head",
+        "SSIM head",
+        "FID",
+    ]
     row = page.row("quality", "bicubic")
-    for cell, value, digits in zip(row[3:6], ("seconds_per_slice", "psnr", "ssim"), (4, 2, 4)):
+    keys = ("seconds_per_slice", "psnr", "ssim", "psnr_head", "ssim_head")
+    for cell, value, digits in zip(row[3:8], keys, (4, 2, 4, 2, 4)):
         assert float(cell[1]) == m[value] and cell[0] == fmt(m[value], digits)
-    assert row[1][0] == row[6][0] == "–" and row[6][1] is None
+    assert row[1][0] == row[8][0] == "–" and row[8][1] is None
     for table, key in (("bands", "band_psnr"), ("energy", "band_energy_ratio")):
         cells = page.row(table, "bicubic")[1:]
         assert [float(c[1]) for c in cells] == m[key] and len(cells) == 10

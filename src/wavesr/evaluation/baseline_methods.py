@@ -19,6 +19,7 @@ from wavesr.bundle.checkpoint_io import load_state_into
 from wavesr.bundle.folder import Bundle, load_bundle
 from wavesr.errors import ConfigError
 from wavesr.evaluation.methods import MethodContext, check_model_scale, register_method
+from wavesr.model.degrade import Degradation, model_input, upsample_for
 
 
 def baseline_weights_dir(name: str, ctx: MethodContext) -> Path:
@@ -63,20 +64,35 @@ def load_baseline(name: str, ctx: MethodContext) -> tuple[Bundle, nn.Module, dic
     return bundle, network.to(ctx.device).eval(), info
 
 
+def input_grid(bundle: Bundle, ctx: MethodContext) -> Degradation:
+    """How a baseline puts its LR onto the HR grid: as its training did (`model_input`)."""
+    return model_input(bundle.config.data.to_degradation(), ctx.told_degradation)
+
+
 class EDSRMethod:
     name = "edsr"
 
-    def __init__(self, network: nn.Module, device: str, info: dict | None = None) -> None:
+    def __init__(
+        self,
+        network: nn.Module,
+        device: str,
+        info: dict | None = None,
+        grid: Degradation | None = None,
+    ) -> None:
         self.net, self.device, self.info = network, torch.device(device), info or {}
+        self.grid = grid
 
     def network(self) -> nn.Module:
         return self.net
 
     def flops_call(self, lr_up: Tensor) -> Callable[[], Tensor]:
-        return lambda: self(lr_up, lr_up, lr_up)
+        return lambda: self.on_hr_grid(lr_up)
+
+    def __call__(self, lr: Tensor, lr_up: Tensor, hr: Tensor) -> Tensor:
+        return self.on_hr_grid(lr_up if self.grid is None else upsample_for(lr, self.grid))
 
     @torch.no_grad()
-    def __call__(self, lr: Tensor, lr_up: Tensor, hr: Tensor) -> Tensor:
+    def on_hr_grid(self, lr_up: Tensor) -> Tensor:
         sr = self.net(lr_up.to(self.device, torch.float32))
         return sr.clamp(0.0, 1.0).to(lr_up.device)
 
@@ -85,24 +101,33 @@ class PixelDiffusionMethod:
     name = "pixel-diffusion"
 
     def __init__(
-        self, sampler: PixelDiffusionSampler, steps: int, seed: int, info: dict | None = None
+        self,
+        sampler: PixelDiffusionSampler,
+        steps: int,
+        seed: int,
+        info: dict | None = None,
+        grid: Degradation | None = None,
     ) -> None:
         self.sampler, self.steps, self.seed, self.info = sampler, steps, seed, info or {}
+        self.grid = grid
 
     def network(self) -> nn.Module:
         return self.sampler.network
 
     def flops_call(self, lr_up: Tensor) -> Callable[[], Tensor]:
-        return lambda: self(lr_up, lr_up, lr_up)
+        return lambda: self.on_hr_grid(lr_up)
 
     def __call__(self, lr: Tensor, lr_up: Tensor, hr: Tensor) -> Tensor:
+        return self.on_hr_grid(lr_up if self.grid is None else upsample_for(lr, self.grid))
+
+    def on_hr_grid(self, lr_up: Tensor) -> Tensor:
         return self.sampler(lr_up, steps=self.steps, seed=self.seed).to(lr_up.device)
 
 
 @register_method("edsr")
 def _edsr(ctx: MethodContext) -> EDSRMethod:
-    _, network, info = load_baseline("edsr", ctx)
-    return EDSRMethod(network, ctx.device, info)
+    bundle, network, info = load_baseline("edsr", ctx)
+    return EDSRMethod(network, ctx.device, info, input_grid(bundle, ctx))
 
 
 @register_method("pixel-diffusion")
@@ -112,4 +137,4 @@ def _pixel_diffusion(ctx: MethodContext) -> PixelDiffusionMethod:
     steps = ctx.steps or bundle.config.diffusion.sample_steps
     diffusion = bundle.config.diffusion
     info.update(steps=steps, sampler=diffusion.sampler, temperature=diffusion.temperature)
-    return PixelDiffusionMethod(sampler, steps, ctx.seed, info)
+    return PixelDiffusionMethod(sampler, steps, ctx.seed, info, input_grid(bundle, ctx))

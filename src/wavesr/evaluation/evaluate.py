@@ -13,6 +13,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 import time
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field, replace
@@ -80,6 +81,7 @@ __all__ = [
     "write_outputs",
 ]
 
+SSIM_BORDER = 5  # metrics.ssim leaves the SSIM map's outer 5 pixels out
 REPORT_HTML = "report.html"
 # The uncertainty figures (--uncertainty-samples), by role, and their file names.
 UNCERTAINTY_FIGURES = {
@@ -179,6 +181,8 @@ class MethodRun:
     info: dict = field(default_factory=dict)
     total_seconds: float = 0.0
     outputs: dict[int, np.ndarray] = field(default_factory=dict)  # clamped SR of `keep` slices
+    psnr_head: np.ndarray | None = None  # inside the HR's head mask (`metrics.head_mask`)
+    ssim_head: np.ndarray | None = None
 
 
 def run_method(
@@ -197,6 +201,7 @@ def run_method(
     device = torch.device(settings.device)
     n = len(slices)
     psnr, ssim = np.zeros(n), np.zeros(n)
+    psnr_head, ssim_head = np.zeros(n), np.zeros(n)
     bands = np.zeros((n, N_BANDS))
     sr_energy, hr_energy = np.zeros((n, N_BANDS)), np.zeros((n, N_BANDS))
     net = method.network()
@@ -229,6 +234,7 @@ def run_method(
             for k, j in enumerate(idx):
                 psnr[j] = metrics.psnr(sr_np[k], hr_np[k])
                 ssim[j] = metrics.ssim(sr_np[k], hr_np[k])
+                psnr_head[j], ssim_head[j] = head_scores(sr_np[k], hr_np[k])
                 bands[j] = metrics.band_psnr(sr_np[k], hr_np[k], n_bands=N_BANDS)
                 sr_energy[j] = metrics.band_energy(sr_np[k], n_bands=N_BANDS)
                 hr_energy[j] = metrics.band_energy(hr_np[k], n_bands=N_BANDS)
@@ -253,7 +259,18 @@ def run_method(
         info=dict(getattr(method, "info", {}) or {}),
         total_seconds=time.perf_counter() - start_all,
         outputs=outputs,
+        psnr_head=psnr_head,
+        ssim_head=ssim_head,
     )
+
+
+def head_scores(sr: np.ndarray, hr: np.ndarray) -> tuple[float, float]:
+    """PSNR and SSIM inside the HR slice's head mask (`metrics.head_mask`); NaN where the mask
+    leaves SSIM nothing (a head only within 5 pixels of the border)."""
+    mask = metrics.head_mask(hr)
+    inner = mask[SSIM_BORDER:-SSIM_BORDER, SSIM_BORDER:-SSIM_BORDER]
+    ssim = metrics.ssim(sr, hr, mask=mask) if inner.any() else math.nan
+    return metrics.psnr(sr, hr, mask=mask), ssim
 
 
 # ----------------------------------------------------------------------------- report.html
@@ -331,9 +348,16 @@ def report_viewer(frames: list[viewer.Frame], n: int) -> viewer.Viewer:
 
 
 def _summary(run: MethodRun, mask: np.ndarray) -> dict:
+    head = {}
+    if run.psnr_head is not None:
+        head = {
+            "psnr_head": json_number(run.psnr_head[mask].mean()),
+            "ssim_head": json_number(np.nanmean(run.ssim_head[mask])),
+        }
     return {
         "psnr": json_number(run.psnr[mask].mean()),
         "ssim": json_number(run.ssim[mask].mean()),
+        **head,
         "band_psnr": [json_number(v) for v in run.bands[mask].mean(axis=0)],
         "band_energy_ratio": [
             json_number(v) for v in metrics.energy_ratio(run.sr_energy[mask], run.hr_energy[mask])
@@ -385,6 +409,7 @@ def method_context(
         batch=settings.batch,
         temperature=settings.temperature,
         consistency_steps=settings.consistency_steps,
+        model_degradation=settings.model_degradation,
         mode=settings.mode,
     )
 
@@ -437,6 +462,7 @@ def evaluate(
         "settings": {
             "scale": settings.scale,
             "degradation": deg.label,
+            "model_degradation": settings.model_degradation,
             "size": settings.size,
             "resize": settings.resize,
             "max_slices": settings.max_slices,
@@ -466,6 +492,8 @@ def evaluate(
             "method": r.name,
             "psnr": float(r.psnr[i]),
             "ssim": float(r.ssim[i]),
+            "psnr_head": float(r.psnr_head[i]),
+            "ssim_head": float(r.ssim_head[i]),
         }
         for r in runs
         for i, s in enumerate(slices)
@@ -540,14 +568,18 @@ def dataset_entry(s: EvalSet) -> dict:
 # ----------------------------------------------------------------------------- outputs
 
 
+PER_SLICE_KEYS = ("dataset", "slice", "method")
+PER_SLICE_SCORES = ("psnr", "ssim", "psnr_head", "ssim_head")
+
+
 def per_slice_csv(rows: Sequence[dict]) -> str:
     buf = io.StringIO()
     writer = csv.DictWriter(
-        buf, fieldnames=["dataset", "slice", "method", "psnr", "ssim"], lineterminator="\n"
+        buf, fieldnames=[*PER_SLICE_KEYS, *PER_SLICE_SCORES], lineterminator="\n"
     )
     writer.writeheader()
     for row in rows:
-        writer.writerow({**row, "psnr": f"{row['psnr']:.6f}", "ssim": f"{row['ssim']:.6f}"})
+        writer.writerow({**row, **{k: f"{row[k]:.6f}" for k in PER_SLICE_SCORES if k in row}})
     return buf.getvalue()
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Protocol
 
@@ -18,7 +18,9 @@ from torch import Tensor
 
 from wavesr.config import sampling_settings
 from wavesr.errors import ConfigError
-from wavesr.model.degrade import Degradation, back_project
+from wavesr.model.degrade import Degradation, back_project, upsample_for, zero_fill_upsample
+
+MODEL_DEGRADATIONS = ("auto", "input")
 
 __all__ = [
     "MethodContext",
@@ -47,6 +49,21 @@ class MethodContext:
     temperature: float | None = None  # None: the model's own diffusion.temperature
     consistency_steps: int | None = None  # None: the model's own diffusion.consistency_steps
     mode: str | None = None  # "faithful" / "perceptual": the model's operating point (--mode)
+    # Whether the network methods are told `degradation` ("input") or assume their own
+    # ("auto"), as a user with an LR series of unknown acquisition runs them.
+    model_degradation: str = "auto"
+
+    def __post_init__(self) -> None:
+        if self.model_degradation not in MODEL_DEGRADATIONS:
+            raise ConfigError(
+                f"--model-degradation must be one of {', '.join(MODEL_DEGRADATIONS)}, "
+                f"got {self.model_degradation!r}"
+            )
+
+    @property
+    def told_degradation(self) -> Degradation | None:
+        """What the network methods are told of the LR: the degradation, or None (their own)."""
+        return self.degradation if self.model_degradation == "input" else None
 
 
 class SRMethod(Protocol):
@@ -116,9 +133,12 @@ def check_model_scale(trained_scale: int, ctx: MethodContext, path: Path | None)
 
 
 class Bicubic:
-    """The LR image as the degradation put it on the HR grid (bicubic or zero-filled k-space)."""
+    """Bicubic interpolation of the LR image (along the rows only for slice-axis LRs)."""
 
     name = "bicubic"
+
+    def __init__(self, degradation: Degradation) -> None:
+        self.degradation = replace(degradation, upsampler="bicubic")
 
     def network(self) -> None:
         return None
@@ -127,12 +147,37 @@ class Bicubic:
         return None
 
     def __call__(self, lr: Tensor, lr_up: Tensor, hr: Tensor) -> Tensor:
-        return lr_up
+        return upsample_for(lr, self.degradation)
 
 
 @register_method("bicubic")
 def _bicubic(ctx: MethodContext) -> Bicubic:
-    return Bicubic()
+    return Bicubic(ctx.degradation)
+
+
+class ZeroFill:
+    """The scanner's own upsampler: zero-filled (sinc) interpolation through k-space."""
+
+    name = "zero-fill"
+
+    def __init__(self, scale: int) -> None:
+        self.scale = scale
+
+    def network(self) -> None:
+        return None
+
+    def flops_call(self, lr_up: Tensor) -> None:
+        return None
+
+    def __call__(self, lr: Tensor, lr_up: Tensor, hr: Tensor) -> Tensor:
+        return zero_fill_upsample(lr, self.scale).clamp(0.0, 1.0)
+
+
+@register_method("zero-fill")
+def _zero_fill(ctx: MethodContext) -> ZeroFill:
+    if ctx.degradation.kind == "slice-axis":
+        raise ConfigError("zero-fill is an in-plane method (k-space of both axes)")
+    return ZeroFill(ctx.scale)
 
 
 def _load_pipeline(name: str, path: Path, ctx: MethodContext, *, need_ldt: bool):
@@ -161,8 +206,11 @@ class AutoencoderOracle:
 
     name = "autoencoder-oracle"
 
-    def __init__(self, pipeline, info: dict | None = None) -> None:
+    def __init__(
+        self, pipeline, info: dict | None = None, degradation: Degradation | None = None
+    ) -> None:
         self.pipeline, self.info = pipeline, info or {}
+        self.degradation = degradation  # what the model is told of the LR; None: its own
 
     def network(self) -> torch.nn.Module:
         return self.pipeline.autoencoder
@@ -171,13 +219,14 @@ class AutoencoderOracle:
         return lambda: self.pipeline.oracle(lr_up, lr_up)  # FLOPs do not depend on hr's values
 
     def __call__(self, lr: Tensor, lr_up: Tensor, hr: Tensor) -> Tensor:
-        return self.pipeline.oracle(lr_up, hr)
+        return self.pipeline.oracle(self.pipeline.to_hr_grid(lr, self.degradation), hr)
 
 
 @register_method("autoencoder-oracle")
 def _autoencoder_oracle(ctx: MethodContext) -> AutoencoderOracle:
     path = model_dir_for("autoencoder-oracle", ctx) or _default_model_dir()
-    return AutoencoderOracle(*_load_pipeline("autoencoder-oracle", path, ctx, need_ldt=False))
+    pipeline, info = _load_pipeline("autoencoder-oracle", path, ctx, need_ldt=False)
+    return AutoencoderOracle(pipeline, info, ctx.told_degradation)
 
 
 class WaveSR:
@@ -197,7 +246,7 @@ class WaveSR:
     ) -> None:
         self.pipeline, self.steps, self.seed, self.info = pipeline, steps, seed, info or {}
         self.temperature, self.consistency_steps = temperature, consistency_steps
-        self.degradation = degradation  # how the evaluated LR was made (for back-projection)
+        self.degradation = degradation  # what the model is told of the LR; None: its own
 
     def network(self) -> torch.nn.Module:
         return torch.nn.ModuleDict(
@@ -205,9 +254,13 @@ class WaveSR:
         )
 
     def flops_call(self, lr_up: Tensor) -> Callable[[], Tensor]:
-        return lambda: self(lr_up, lr_up, lr_up)
+        return lambda: self.on_hr_grid(lr_up)
 
     def __call__(self, lr: Tensor, lr_up: Tensor, hr: Tensor) -> Tensor:
+        return self.on_hr_grid(self.pipeline.to_hr_grid(lr, self.degradation))
+
+    def on_hr_grid(self, lr_up: Tensor) -> Tensor:
+        """The SR of an LR already put onto the HR grid by the model's own upsampler."""
         return self.pipeline(
             lr_up,
             steps=self.steps,
@@ -254,7 +307,8 @@ def _wavesr(ctx: MethodContext) -> WaveSR:
         "temperature": temperature,
         "consistency_steps": consistency,
     }
-    return WaveSR(pipeline, ctx.steps, ctx.seed, info, temperature, consistency, ctx.degradation)
+    told = ctx.told_degradation
+    return WaveSR(pipeline, ctx.steps, ctx.seed, info, temperature, consistency, told)
 
 
 class WaveSRZeroLatents:
@@ -277,20 +331,23 @@ class WaveSRZeroLatents:
     ) -> None:
         self.pipeline, self.info = pipeline, info or {}
         self.consistency_steps = consistency_steps
-        self.degradation = degradation  # how the evaluated LR was made (for back-projection)
+        self.degradation = degradation  # what the model is told of the LR; None: its own
 
     def network(self) -> torch.nn.Module:
         return self.pipeline.autoencoder  # the LDT is never run
 
     def flops_call(self, lr_up: Tensor) -> Callable[[], Tensor]:
-        return lambda: self(lr_up, lr_up, lr_up)
+        return lambda: self.on_hr_grid(lr_up)
+
+    def __call__(self, lr: Tensor, lr_up: Tensor, hr: Tensor) -> Tensor:
+        return self.on_hr_grid(self.pipeline.to_hr_grid(lr, self.degradation))
 
     @torch.no_grad()
-    def __call__(self, lr: Tensor, lr_up: Tensor, hr: Tensor) -> Tensor:
+    def on_hr_grid(self, lr_up: Tensor) -> Tensor:
         pipe = self.pipeline
         lr_bands, ll_latent, size = pipe.encode_condition(lr_up)
         sr = pipe.decode(lr_bands, ll_latent, self.generated_latents(ll_latent), size)
-        degradation = self.degradation or pipe.degradation
+        degradation = pipe.input_degradation(self.degradation)
         return back_project(sr, lr_up.to(pipe.device), degradation, self.consistency_steps)
 
     def generated_latents(self, ll_latent: Tensor) -> Tensor:
@@ -352,7 +409,7 @@ def _wavesr_fixed_latents(
     pipeline, info = _load_pipeline(cls.name, path, ctx, need_ldt=True)
     consistency = _consistency_steps(pipeline, ctx)
     info = {**info, "high_latents": cls.fill, "consistency_steps": consistency}
-    return cls(pipeline, info, consistency, ctx.degradation, **options)
+    return cls(pipeline, info, consistency, ctx.told_degradation, **options)
 
 
 @register_method(WaveSRZeroLatents.name)

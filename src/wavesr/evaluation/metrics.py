@@ -169,6 +169,36 @@ def ssim(
     return float(smap[inner].mean())
 
 
+# ----------------------------------------------------------------------------- head mask
+#
+# Scores over whole slices reward smoothing the background's noise as much as restoring
+# tissue. The head mask is deliberately simple, so that anyone can recompute it: Otsu's
+# threshold on the HR slice, a binary closing with a disk, holes filled, and the largest
+# connected component kept (the head; blobs of background noise are dropped).
+
+
+def head_mask(image: ArrayLike, *, closing_radius: int = 3) -> np.ndarray:
+    """Foreground (head) mask of one grey slice (H, W): bool, all True for a constant slice."""
+    from scipy import ndimage
+    from skimage.filters import threshold_otsu
+    from skimage.morphology import disk
+
+    img = _as_image(image, "image")
+    if float(img.max()) == float(img.min()):
+        return np.ones(img.shape, dtype=bool)
+    mask = img > threshold_otsu(img)
+    if closing_radius > 0:
+        pad = closing_radius  # closing near the border: pad so the disk sees no edge effect
+        padded = np.pad(mask, pad)
+        mask = ndimage.binary_closing(padded, structure=disk(closing_radius))[pad:-pad, pad:-pad]
+    mask = ndimage.binary_fill_holes(mask)
+    labels, n = ndimage.label(mask)
+    if n > 1:
+        sizes = ndimage.sum(mask, labels, index=range(1, n + 1))
+        mask = labels == 1 + int(np.argmax(sizes))
+    return mask
+
+
 # ----------------------------------------------------------------------------- band PSNR
 
 

@@ -35,6 +35,10 @@ class EvalSettings:
     noise_sigma: float = 0.0
     slice_profile: str = "gaussian"  # slice-axis only
     slice_gap: float = 0.0  # slice-axis only
+    kspace_window: str = "none"  # kspace only: apodisation ("none", "hamming", "tukey")
+    partial_fourier: float = 1.0  # kspace only: share of the rows' k-space lines acquired
+    pf_recon: str = "zero-fill"  # kspace only: "zero-fill" or "homodyne"
+    model_degradation: str = "auto"  # network methods: "auto" (their own) or "input" (told)
     size: int = 224
     resize: str = "area"
     max_slices: int | None = None  # per DATA argument
@@ -52,7 +56,14 @@ class EvalSettings:
 
     def validate(self) -> Degradation:
         deg = Degradation(
-            self.degradation, self.scale, self.noise_sigma, self.slice_profile, self.slice_gap
+            self.degradation,
+            self.scale,
+            self.noise_sigma,
+            self.slice_profile,
+            self.slice_gap,
+            window=self.kspace_window,
+            partial_fourier=self.partial_fourier,
+            pf_recon=self.pf_recon,
         )
         if self.resize not in RESIZE_MODES:
             raise ConfigError(f"--resize must be one of {', '.join(RESIZE_MODES)}")

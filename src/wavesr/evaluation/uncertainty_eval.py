@@ -157,7 +157,7 @@ def measure_uncertainty(
     started = time.perf_counter()
     pipe, t_model = method.pipeline, float(method.temperature)
     steps, k_bp = method.steps, int(method.consistency_steps)
-    bp_deg = method.degradation or pipe.degradation
+    bp_deg = pipe.input_degradation(method.degradation)
     seeds = [settings.seed + k for k in range(samples)]
     counts = {float(t): 1 for t in temperatures} | {t_model: samples, 1.0: samples}
     n = len(slices)
@@ -180,7 +180,8 @@ def measure_uncertainty(
     )
     with torch.no_grad():
         for idx in _batches(slices, settings.batch):
-            lr, lr_up, hr = (t.to(device) for t in _degrade_batch([slices[j] for j in idx], deg))
+            lr, _, hr = (t.to(device) for t in _degrade_batch([slices[j] for j in idx], deg))
+            lr_up = pipe.to_hr_grid(lr, method.degradation)
             hr_np = hr[:, 0].cpu().numpy()
             for t in rows:
                 moments = (RunningMoments(), RunningMoments()) if t == t_model else None

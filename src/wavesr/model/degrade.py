@@ -521,6 +521,19 @@ class RandomDegradation:
         return deg, u[7] < 0.5
 
 
+def model_input(
+    trained: Degradation | RandomDegradation, told: Degradation | None = None
+) -> Degradation:
+    """The noise-free operator that puts an LR onto a model's HR grid, and that back-projection
+    inverts: ``told`` (how the LR was acquired), else the model's own assumption. A model
+    trained on a `RandomDegradation` assumes a scanner's k-space LR and always uses its mix's
+    upsampler; one trained on a single degradation uses the kind's own."""
+    if isinstance(trained, RandomDegradation):
+        deg = told or Degradation("kspace", trained.scale)
+        return replace(deg, noise_sigma=0.0, upsampler=trained.upsampler)
+    return replace(told or trained, noise_sigma=0.0)
+
+
 def back_project(sr: Tensor, lr_up: Tensor, deg: Degradation, iterations: int) -> Tensor:
     """Iterative back-projection (Irani & Peleg, 1991): make SR consistent with its LR input.
 

@@ -9,7 +9,6 @@ LR slice --bicubic--> LR on the HR grid --Haar DWT--> LL_LR band
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import replace
 
 import torch
 from torch import Tensor
@@ -20,9 +19,9 @@ from wavesr.model.autoencoder import FrequencyAutoencoder
 from wavesr.model.build import diffusion_of, encode_slice_latents
 from wavesr.model.degrade import (
     Degradation,
-    RandomDegradation,
     back_project,
     crop_to,
+    model_input,
     pad_to_multiple,
     upsample_for,
 )
@@ -77,8 +76,9 @@ class WaveSRPipeline:
         """SR of LR slices already on the HR grid: (B, 1, H, W) in [0, 1] -> (B, 1, H, W).
 
         ``steps``, ``sampler``, ``temperature`` and ``consistency_steps`` (back-projection onto
-        ``lr_up``) default to the model's ``diffusion`` config. ``degradation`` is how ``lr_up``
-        was made, for the back-projection; default: the model's own training degradation.
+        ``lr_up``) default to the model's ``diffusion`` config. ``degradation`` is how the LR
+        was acquired, for the back-projection (with the model's input upsampler,
+        `input_degradation`); default: the model's own training degradation.
         ``seed`` may be k seeds for a batch of k equal groups (see `starting_noise`).
         """
         check_consistency_steps(consistency_steps)
@@ -96,8 +96,9 @@ class WaveSRPipeline:
         sr = self.decode(lr_bands, ll_latent, high_latents, size)
         if consistency_steps is None:
             consistency_steps = self.config.diffusion.consistency_steps
-        degradation = degradation or self.degradation
-        return back_project(sr, lr_up.to(self.device), degradation, consistency_steps)
+        return back_project(
+            sr, lr_up.to(self.device), self.input_degradation(degradation), consistency_steps
+        )
 
     def encode_condition(self, lr_up: Tensor) -> tuple[Tensor, Tensor, tuple[int, int]]:
         """LR on the HR grid -> (its Haar bands, the LL latent that conditions the LDT, the size
@@ -115,14 +116,20 @@ class WaveSRPipeline:
 
     @property
     def degradation(self) -> Degradation:
-        """The degradation the model was trained on (what back-projection assumes), without
-        its noise; slice profile and gap from the bundle's config (defaults for old bundles).
-        A model trained on a random mix assumes a scanner's LR: k-space truncation, put onto
-        the HR grid by the mix's upsampler."""
-        trained = self.config.data.to_degradation()
-        if isinstance(trained, RandomDegradation):
-            return Degradation("kspace", trained.scale, upsampler=trained.upsampler)
-        return replace(trained, noise_sigma=0.0)
+        """What the model assumes of its LR when not told (what back-projection inverts):
+        its training degradation without noise (slice profile and gap from the bundle's
+        config), or for a model trained on a random mix a scanner's k-space LR."""
+        return self.input_degradation()
+
+    def input_degradation(self, degradation: Degradation | None = None) -> Degradation:
+        """``degradation`` (how the LR was acquired; default: the model's own assumption),
+        noise-free, with the model's input upsampler: the operator that puts an LR onto this
+        model's HR grid and that back-projection inverts (`degrade.model_input`)."""
+        return model_input(self.config.data.to_degradation(), degradation)
+
+    def to_hr_grid(self, lr: Tensor, degradation: Degradation | None = None) -> Tensor:
+        """LR slices onto the HR grid as the model's training did (`input_degradation`)."""
+        return upsample_for(lr.to(self.device), self.input_degradation(degradation))
 
     def sample_high_frequency_latents(
         self,
@@ -193,11 +200,13 @@ class WaveSRPipeline:
         ll_latent, high = self.autoencoder.split_latents(latents)
         return self.decode(dwt2(x), ll_latent, high, size)
 
-    def super_resolve(self, lr: Tensor, **kwargs) -> Tensor:
+    def super_resolve(self, lr: Tensor, degradation: Degradation | None = None, **kwargs) -> Tensor:
         """SR of LR slices at low resolution (B, 1, h, w) -> (B, 1, h*scale, w*scale), or for a
         slice-axis model thick-slice images (B, 1, h, W) with the coarse axis on the rows ->
-        (B, 1, h*scale, W); the LR goes onto the HR grid as in the model's training."""
-        return self(upsample_for(lr.to(self.device), self.degradation), **kwargs)
+        (B, 1, h*scale, W); the LR goes onto the HR grid as in the model's training.
+        ``degradation``: how the LR was acquired (default: the model's own assumption)."""
+        lr_up = self.to_hr_grid(lr, degradation)
+        return self(lr_up, degradation=degradation, **kwargs)
 
 
 __all__ = ["WaveSRPipeline", "encode_slice_latents"]

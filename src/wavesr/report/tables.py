@@ -114,22 +114,44 @@ def _quality_table(methods: dict, *, with_steps: bool) -> Table:
             num(m["seconds_per_slice"], 4),
             num(m["psnr"]),
             num(m["ssim"], 4),
+            num(m.get("psnr_head")),
+            num(m.get("ssim_head"), 4),
             num(m["fid"]),
         ]
         for name, m in methods.items()
     ]
-    headers = ["Method", *steps, "Params", "GFLOPs", "s/slice", "PSNR (dB)", "SSIM", "FID"]
+    headers = [
+        "Method",
+        *steps,
+        "Params",
+        "GFLOPs",
+        "s/slice",
+        "PSNR (dB)",
+        "SSIM",
+        "PSNR head",
+        "SSIM head",
+        "FID",
+    ]
     return Table(headers, rows, "l" + "r" * (len(headers) - 1))
 
 
 def evaluate_dataset_table(datasets: Sequence[dict], methods: dict) -> Table:
     rows = [
-        [d["name"], name, num(v["n_slices"]), num(v["psnr"]), num(v["ssim"], 4)]
+        [
+            d["name"],
+            name,
+            num(v["n_slices"]),
+            num(v["psnr"]),
+            num(v["ssim"], 4),
+            num(v.get("psnr_head")),
+            num(v.get("ssim_head"), 4),
+        ]
         for d in datasets
         for name, m in methods.items()
         for v in [m["datasets"][d["name"]]]
     ]
-    return Table(["Dataset", "Method", "Slices", "PSNR (dB)", "SSIM"], rows, "llrrr")
+    headers = ["Dataset", "Method", "Slices", "PSNR (dB)", "SSIM", "PSNR head", "SSIM head"]
+    return Table(headers, rows, "llrrrrr")
 
 
 # ----------------------------------------------------------------------------- benchmark
@@ -174,8 +196,9 @@ def benchmark_dataset_table(dataset: str, methods: dict) -> Table:
             num(m["datasets"][dataset]["n_slices"]),
             num(m["datasets"][dataset]["psnr"]),
             num(m["datasets"][dataset]["ssim"], 4),
+            num(m["datasets"][dataset].get("psnr_head")),
         ]
         for name, m in methods.items()
     ]
-    headers = ["Method", "Steps", "Params", "GFLOPs", "Slices", "PSNR (dB)", "SSIM"]
-    return Table(headers, rows, "lrrrrrr")
+    headers = ["Method", "Steps", "Params", "GFLOPs", "Slices", "PSNR (dB)", "SSIM", "PSNR head"]
+    return Table(headers, rows, "lrrrrrrr")

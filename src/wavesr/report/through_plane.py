@@ -39,13 +39,16 @@ def quality_table(methods: dict) -> Table:
         [
             name,
             *(x for key, _ in PARTS for x in (num(m[key]["psnr"]), num(m[key]["ssim"], 4))),
+            num(m["held_back"].get("psnr_head")),
+            num(m["held_back"].get("ssim_head"), 4),
             num(m["seconds_per_volume"], 1),
         ]
         for name, m in methods.items()
     ]
     headers = ["Method"]
     headers += [f"{h} {label}" for _, label in PARTS for h in ("PSNR (dB)", "SSIM")]
-    return Table([*headers, "s/volume"], rows, "lrrrrr")
+    headers += [f"{h} {PARTS[0][1]}" for h in ("PSNR head", "SSIM head")]
+    return Table([*headers, "s/volume"], rows, "l" + "r" * (len(headers)))
 
 
 def volume_table(volumes: Sequence[dict]) -> Table:

@@ -104,9 +104,38 @@ def add_evaluation_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--slice-profile",
         default="gaussian",
-        choices=["gaussian", "box"],
-        help="slice-axis: the slice profile, a Gaussian of FWHM = scale or a box (default "
-        "gaussian)",
+        choices=["gaussian", "box", "sinc"],
+        help="slice-axis: the slice profile, a Gaussian of FWHM = scale, a box, or a windowed-"
+        "sinc excitation's (flat top, side lobes) (default gaussian)",
+    )
+    p.add_argument(
+        "--kspace-window",
+        default="none",
+        choices=["none", "hamming", "tukey"],
+        help="kspace: apodisation of the kept k-space (default none)",
+    )
+    p.add_argument(
+        "--partial-fourier",
+        type=float,
+        default=1.0,
+        metavar="F",
+        help="kspace: share of the phase-encode (row) k-space lines acquired, in [0.5, 1], "
+        "e.g. 0.75 or 0.625 (default 1: full)",
+    )
+    p.add_argument(
+        "--pf-recon",
+        default="zero-fill",
+        choices=["zero-fill", "homodyne"],
+        help="kspace with --partial-fourier < 1: how the missing lines are reconstructed "
+        "(default zero-fill)",
+    )
+    p.add_argument(
+        "--model-degradation",
+        default="auto",
+        choices=["auto", "input"],
+        help="what the network methods are told of the LR: auto = nothing, each assumes its "
+        "own training degradation (as a user with a scanner's LR series runs them); input = "
+        "the simulated degradation (default auto)",
     )
     p.add_argument(
         "--slice-gap",
@@ -241,6 +270,12 @@ def evaluation_argv(args: argparse.Namespace) -> list[str]:
         argv += ["--slice-profile", args.slice_profile]
     if args.slice_gap:
         argv += ["--slice-gap", repr(args.slice_gap)]
+    if args.kspace_window != "none":
+        argv += ["--kspace-window", args.kspace_window]
+    if args.partial_fourier != 1.0:
+        argv += ["--partial-fourier", repr(args.partial_fourier), "--pf-recon", args.pf_recon]
+    if args.model_degradation != "auto":
+        argv += ["--model-degradation", args.model_degradation]
     if args.max_slices is not None:
         argv += ["--max-slices", str(args.max_slices)]
     if args.temperature is not None:
@@ -286,6 +321,10 @@ def eval_settings(args: argparse.Namespace, steps: int) -> EvalSettings:
         noise_sigma=args.noise_sigma,
         slice_profile=args.slice_profile,
         slice_gap=args.slice_gap,
+        kspace_window=args.kspace_window,
+        partial_fourier=args.partial_fourier,
+        pf_recon=args.pf_recon,
+        model_degradation=args.model_degradation,
         size=args.size,
         resize=args.resize,
         max_slices=args.max_slices,
@@ -380,6 +419,12 @@ def through_plane_command(args: argparse.Namespace, methods: list[str]) -> str:
         argv += ["--slice-profile", args.slice_profile]
     if args.slice_gap:
         argv += ["--slice-gap", repr(args.slice_gap)]
+    if args.kspace_window != "none":
+        argv += ["--kspace-window", args.kspace_window]
+    if args.partial_fourier != 1.0:
+        argv += ["--partial-fourier", repr(args.partial_fourier), "--pf-recon", args.pf_recon]
+    if args.model_degradation != "auto":
+        argv += ["--model-degradation", args.model_degradation]
     optional = {
         "--max-volumes": args.max_volumes,
         "--adapt-minutes": args.adapt_minutes,

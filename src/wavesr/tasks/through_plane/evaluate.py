@@ -42,7 +42,7 @@ from wavesr.data.prepare import select_evenly
 from wavesr.data.write import voxel_sizes
 from wavesr.errors import ConfigError, InputError
 from wavesr.evaluation import metrics
-from wavesr.evaluation.evaluate import dataset_names, png_writers, write_files
+from wavesr.evaluation.evaluate import dataset_names, head_scores, png_writers, write_files
 from wavesr.evaluation.shared import json_number
 from wavesr.model.degrade import Degradation, degrade
 from wavesr.report import machine_info
@@ -334,6 +334,8 @@ class SliceScores:
     psnr: np.ndarray
     ssim: np.ndarray
     bands: np.ndarray  # (n, N_BANDS)
+    psnr_head: np.ndarray | None = None  # inside each HR slice's head mask (`metrics.head_mask`)
+    ssim_head: np.ndarray | None = None
 
     def summary(self, mask: np.ndarray) -> dict:
         """Means over the slices of `mask` (None when there are none)."""
@@ -342,9 +344,13 @@ class SliceScores:
         def mean(values: np.ndarray) -> float | None:
             return json_number(values[mask].mean(axis=0)) if n else None
 
+        head = {}
+        if self.psnr_head is not None:
+            head = {"psnr_head": mean(self.psnr_head), "ssim_head": mean(self.ssim_head)}
         return {
             "psnr": mean(self.psnr),
             "ssim": mean(self.ssim),
+            **head,
             "band_psnr": [json_number(v) for v in self.bands[mask].mean(axis=0)] if n else None,
             "n_slices": n,
         }
@@ -354,13 +360,15 @@ def score_slices(sr: np.ndarray, hr: np.ndarray, axis: int, scored: np.ndarray) 
     """PSNR, SSIM and band PSNR of each slice perpendicular to `axis` flagged in `scored`."""
     n = hr.shape[axis]
     psnr, ssim = np.full(n, np.nan), np.full(n, np.nan)
+    psnr_head, ssim_head = np.full(n, np.nan), np.full(n, np.nan)
     bands = np.full((n, N_BANDS), np.nan)
     for j in np.flatnonzero(scored):
         a, b = np.take(sr, j, axis), np.take(hr, j, axis)
         psnr[j] = metrics.psnr(a, b)
         ssim[j] = metrics.ssim(a, b)
+        psnr_head[j], ssim_head[j] = head_scores(a, b)
         bands[j] = metrics.band_psnr(a, b, n_bands=N_BANDS)
-    return SliceScores(psnr, ssim, bands)
+    return SliceScores(psnr, ssim, bands, psnr_head, ssim_head)
 
 
 @dataclass
@@ -449,6 +457,8 @@ def method_summary(runs: Sequence[VolumeRun], name: str) -> dict:
         return {
             "psnr": json_number(np.mean([_nan(p["psnr"]) for p in parts])),
             "ssim": json_number(np.mean([_nan(p["ssim"]) for p in parts])),
+            "psnr_head": json_number(np.mean([_nan(p.get("psnr_head")) for p in parts])),
+            "ssim_head": json_number(np.nanmean([_nan(p.get("ssim_head")) for p in parts])),
             "band_psnr": [json_number(v) for v in bands.mean(axis=0)],
             "n_slices": sum(p["n_slices"] for p in parts),
             "n_volumes": len(parts),
