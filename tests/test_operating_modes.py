@@ -59,7 +59,7 @@ def test_mode_values_are_validated() -> None:
 
 def test_sr_options_resolve_against_the_loaded_model() -> None:
     pipeline = SimpleNamespace(config=SimpleNamespace(diffusion=_diffusion("consistency_steps=4")))
-    assert pipeline_sampling(pipeline, SROptions()) == (1.0, 4)  # the tiny preset's own
+    assert pipeline_sampling(pipeline, SROptions()) == (None, None)  # the pipeline's own
     assert pipeline_sampling(pipeline, SROptions(mode="faithful")) == (0.0, 4)
     assert pipeline_sampling(pipeline, SROptions(mode="perceptual")) == (1.0, 0)
     both = SROptions(mode="perceptual", temperature=0.25, consistency_steps=3)

@@ -504,8 +504,10 @@ def check_report_path(report: Path, source: Path, output: Path, overwrite: bool)
     check_output_path(report, inputs=[source], overwrite=overwrite)
 
 
-def pipeline_sampling(pipeline, opts: SROptions) -> tuple[float, int]:
-    """(temperature, consistency steps): the options', else --mode's, else the model's own."""
+def pipeline_sampling(pipeline, opts: SROptions) -> tuple[float | None, int | None]:
+    """(temperature, consistency steps): the options', else --mode's; None: the model's own."""
+    if opts.mode is None:
+        return opts.temperature, opts.consistency_steps
     return resolve_sampling(
         pipeline.config.diffusion, opts.mode, opts.temperature, opts.consistency_steps
     )
