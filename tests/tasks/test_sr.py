@@ -13,6 +13,7 @@ from PIL import Image
 
 from wavesr.cli.main import main
 from wavesr.data.normalize import denormalize, normalize_stack
+from wavesr.errors import ConfigError
 from wavesr.model.degrade import upsample
 
 STEPS = ["--steps", "2", "--quiet"]
@@ -291,3 +292,19 @@ def test_summary_line_and_threads(tiny_model, nifti_lr, tmp_path, capsys):
         _sr(tiny_model, src, tmp_path / "sr2.nii.gz", "--threads", "0")
     assert exit_info.value.code == 2
     assert "--threads" in capsys.readouterr().err
+
+
+def test_degradation_option_tells_the_model_how_the_lr_was_made(tiny_model) -> None:
+    from wavesr.bundle.folder import load_pipeline
+    from wavesr.model.degrade import Degradation, upsample, zero_fill_upsample
+    from wavesr.tasks.sr import SROptions, told_degradation
+
+    pipe = load_pipeline(tiny_model)  # trained on bicubic LRs
+    assert told_degradation(SROptions()) is None
+    kspace = told_degradation(SROptions(degradation="kspace"))
+    assert kspace == Degradation("kspace", 4)
+    lr = torch.rand(2, 1, 4, 6)
+    torch.testing.assert_close(pipe.to_hr_grid(lr, kspace), zero_fill_upsample(lr, 4).clamp(0, 1))
+    torch.testing.assert_close(pipe.to_hr_grid(lr), upsample(lr, 4))
+    with pytest.raises(ConfigError, match="--degradation"):
+        told_degradation(SROptions(degradation="sinc"))

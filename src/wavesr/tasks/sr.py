@@ -49,7 +49,7 @@ from wavesr.data.write import (
 from wavesr.errors import CheckpointError, ConfigError, InputError, OutputError
 from wavesr.evaluation.sampling_stats import STD_DDOF, RunningMoments
 from wavesr.io_atomic import atomic_write, check_output_path
-from wavesr.model.degrade import upsample
+from wavesr.model.degrade import Degradation
 from wavesr.runtime import resolve_device
 from wavesr.tasks.dicom_output import DICOM, check_stack, run_settings, write_stack_series
 
@@ -75,6 +75,9 @@ class SROptions:
     temperature: float | None = None  # None: the model's own diffusion.temperature
     consistency_steps: int | None = None  # None: the model's own diffusion.consistency_steps
     mode: str | None = None  # "faithful" / "perceptual" (diffusion.modes); explicit values win
+    # How the LR was acquired: "auto" (the model's own assumption: a scanner's k-space LR for
+    # the default model), "kspace" (a smaller matrix) or "bicubic" (a bicubic-made LR)
+    degradation: str = "auto"
     progress: bool = True
     samples: int = 1  # > 1: write the mean of this many samples and their std
     output_format: str | None = None  # "nifti" or "dicom" (DICOM inputs); None: from the output
@@ -325,7 +328,7 @@ def super_resolve_stack(
     with _progress(bar, total, unit, opts.progress) as bar:
         for part in batches(len(model_idx), opts.batch):
             idx = model_idx[part]
-            x = _to_grid(stack.slices[idx], factor, device)
+            x = _to_grid(pipeline, stack.slices[idx], factor, device, opts)
             moments = _sample(pipeline, x, opts.seed + int(idx[0]), opts, bar)
             params = select(stack.normalization, [int(i) for i in idx])
             out[idx] = denormalize(moments.mean, params)
@@ -333,7 +336,8 @@ def super_resolve_stack(
                 std[idx] = rescale(moments.std(STD_DDOF), params)
     for part in batches(len(other_idx), opts.batch):
         idx = other_idx[part]
-        out[idx] = _denormalized(_to_grid(stack.slices[idx], factor, device), stack, idx)
+        grid = _to_grid(pipeline, stack.slices[idx], factor, device, opts)
+        out[idx] = _denormalized(grid.clamp(0.0, 1.0), stack, idx)
     return out, std
 
 
@@ -375,6 +379,7 @@ def _sample(pipeline, x: torch.Tensor, seed: int, opts: SROptions, bar) -> Runni
             sampler=opts.sampler,
             temperature=temperature,
             consistency_steps=consistency_steps,
+            degradation=told_degradation(opts),
         )
         for one in sr.split(b):
             moments.update(one[:, 0].float().cpu().numpy())
@@ -382,10 +387,25 @@ def _sample(pipeline, x: torch.Tensor, seed: int, opts: SROptions, bar) -> Runni
     return moments
 
 
-def _to_grid(slices: np.ndarray, factor: int, device: torch.device) -> torch.Tensor:
-    """(B, h, w) [0, 1] slices -> (B, 1, h*factor, w*factor) on the HR grid (bicubic)."""
+def _to_grid(
+    pipeline, slices: np.ndarray, factor: int, device: torch.device, opts: SROptions
+) -> torch.Tensor:
+    """(B, h, w) [0, 1] slices -> (B, 1, h*factor, w*factor) on the HR grid, as the model's
+    training put its LR there (`WaveSRPipeline.to_hr_grid`)."""
     x = torch.from_numpy(np.ascontiguousarray(slices)).unsqueeze(1).to(device)
-    return x if factor == 1 else upsample(x, factor)
+    return x if factor == 1 else pipeline.to_hr_grid(x, told_degradation(opts))
+
+
+SR_DEGRADATIONS = ("auto", "kspace", "bicubic")
+
+
+def told_degradation(opts: SROptions) -> Degradation | None:
+    """What `--degradation` tells the model of the LR; None for auto (its own assumption)."""
+    if opts.degradation not in SR_DEGRADATIONS:
+        raise ConfigError(
+            f"--degradation must be one of {', '.join(SR_DEGRADATIONS)}, got {opts.degradation!r}"
+        )
+    return None if opts.degradation == "auto" else Degradation(opts.degradation, opts.scale)
 
 
 def _denormalized(x: torch.Tensor, stack: SliceStack, idx: np.ndarray) -> np.ndarray:

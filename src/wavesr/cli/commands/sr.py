@@ -43,6 +43,7 @@ def _run(args: argparse.Namespace) -> int:
         temperature=args.temperature,
         consistency_steps=args.consistency_steps,
         mode=args.mode,
+        degradation=args.degradation,
         progress=not args.quiet,
         samples=args.samples,
         output_format=args.output_format,
@@ -126,6 +127,8 @@ def command_line(args: argparse.Namespace) -> str:
         argv += ["--consistency-steps", str(args.consistency_steps)]
     if args.mode is not None:
         argv += ["--mode", args.mode]
+    if args.degradation != "auto":
+        argv += ["--degradation", args.degradation]
     if args.axis is not None:
         argv += ["--axis", str(args.axis)]
     if args.through_plane:
@@ -196,6 +199,14 @@ def register(sub: argparse._SubParsersAction) -> None:
         type=float,
         default=None,
         help="starting-noise scale in [0, 1]: lower = fewer invented details (default: model's)",
+    )
+    p.add_argument(
+        "--degradation",
+        default="auto",
+        choices=["auto", "kspace", "bicubic"],
+        help="how the in-plane LR was made: kspace = a scanner's smaller matrix, bicubic = a "
+        "bicubic-downsampled image; auto = the model's own assumption (the default model: a "
+        "scanner's LR) (default auto)",
     )
     p.add_argument(
         "--consistency-steps",
