@@ -96,10 +96,11 @@ def run_demo(
     hr_np = np.stack([crop_to_multiple(s, scale) for s in raw])
     offsets = ((raw.shape[1] - hr_np.shape[1]) // 2, (raw.shape[2] - hr_np.shape[2]) // 2)
     hr = torch.from_numpy(hr_np)[:, None]
-    lr, lr_up = degrade(hr, Degradation("bicubic", scale), seed=seed)
+    bicubic = Degradation("bicubic", scale)
+    lr, lr_up = degrade(hr, bicubic, seed=seed)
 
-    t0 = time.monotonic()
-    sr = pipeline(lr_up, steps=steps, seed=seed, progress=progress)
+    t0 = time.monotonic()  # the model is told how its LR was made (`sr --degradation bicubic`)
+    sr = pipeline.super_resolve(lr, bicubic, steps=steps, seed=seed, progress=progress)
     sr_seconds = time.monotonic() - t0
     sr_np, bicubic_np = sr[:, 0].numpy(), lr_up[:, 0].numpy()
 
