@@ -3,7 +3,8 @@
 One `wavesr evaluate` per point on 64 + 64 test slices (IXI, Cheng) of one acquisition, FID over
 all 128: the model at each temperature (no back-projection, as the perceptual mode) and in its
 faithful mode, and bicubic, zero-fill, EDSR and the noise control (`wavesr-noise-latents` in
-the perceptual mode) as reference points. A point already measured (its metrics.json exists) is read.
+the perceptual mode) as reference points. A point already measured (its metrics.json exists)
+is read, not run again.
 
     python scripts/perception_curve.py --out out/pd [--model MODEL] [--edsr RUN] \
         [--degradation kspace] [--figure docs/images/perception-distortion.png]

@@ -266,16 +266,7 @@ def evaluation_argv(args: argparse.Namespace) -> list[str]:
     ]
     if args.noise_sigma:
         argv += ["--noise-sigma", repr(args.noise_sigma)]
-    if args.slice_profile != "gaussian":
-        argv += ["--slice-profile", args.slice_profile]
-    if args.slice_gap:
-        argv += ["--slice-gap", repr(args.slice_gap)]
-    if args.kspace_window != "none":
-        argv += ["--kspace-window", args.kspace_window]
-    if args.partial_fourier != 1.0:
-        argv += ["--partial-fourier", repr(args.partial_fourier), "--pf-recon", args.pf_recon]
-    if args.model_degradation != "auto":
-        argv += ["--model-degradation", args.model_degradation]
+    argv += degradation_argv(args)
     if args.max_slices is not None:
         argv += ["--max-slices", str(args.max_slices)]
     if args.temperature is not None:
@@ -302,6 +293,22 @@ def evaluation_argv(args: argparse.Namespace) -> list[str]:
         argv += ["--fid-slices", str(args.fid_slices)]
         if args.fid_weights is not None:
             argv += ["--fid-weights", str(args.fid_weights)]
+    return argv
+
+
+def degradation_argv(args: argparse.Namespace) -> list[str]:
+    """The simulated acquisition's options that differ from their defaults, spelled out."""
+    argv = []
+    if args.slice_profile != "gaussian":
+        argv += ["--slice-profile", args.slice_profile]
+    if args.slice_gap:
+        argv += ["--slice-gap", repr(args.slice_gap)]
+    if args.kspace_window != "none":
+        argv += ["--kspace-window", args.kspace_window]
+    if args.partial_fourier != 1.0:
+        argv += ["--partial-fourier", repr(args.partial_fourier), "--pf-recon", args.pf_recon]
+    if args.model_degradation != "auto":
+        argv += ["--model-degradation", args.model_degradation]
     return argv
 
 
@@ -415,16 +422,7 @@ def through_plane_command(args: argparse.Namespace, methods: list[str]) -> str:
     argv += ["--methods", *methods, "--scale", str(args.scale), "--out", str(args.out)]
     argv += ["--axis", args.axis or "auto", "--steps", str(args.steps), "--seed", str(args.seed)]
     argv += ["--batch", str(args.batch), "--device", args.device]
-    if args.slice_profile != "gaussian":
-        argv += ["--slice-profile", args.slice_profile]
-    if args.slice_gap:
-        argv += ["--slice-gap", repr(args.slice_gap)]
-    if args.kspace_window != "none":
-        argv += ["--kspace-window", args.kspace_window]
-    if args.partial_fourier != 1.0:
-        argv += ["--partial-fourier", repr(args.partial_fourier), "--pf-recon", args.pf_recon]
-    if args.model_degradation != "auto":
-        argv += ["--model-degradation", args.model_degradation]
+    argv += degradation_argv(args)
     optional = {
         "--max-volumes": args.max_volumes,
         "--adapt-minutes": args.adapt_minutes,
