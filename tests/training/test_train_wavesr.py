@@ -69,3 +69,22 @@ def test_train_wavesr_robust_decoder_stage_fine_tunes_only_the_decoder(train_dat
     saved = (out / "autoencoder.safetensors").read_bytes()
     assert main([*args, "--set", "wavesr_training.robust_decoder=true", "--resume"]) == 0
     assert (out / "autoencoder.safetensors").read_bytes() == saved
+
+
+def test_train_wavesr_init_from_fine_tunes_a_model_on_the_random_mix(
+    train_data, tiny_model, tmp_path
+):
+    """--init-from starts both stages from a bundle (its LDT's latent scales kept);
+    --freeze-encoder keeps its encoder, so that its LDT stays valid."""
+    out = tmp_path / "run"
+    args = ["train", "wavesr", *tiny_train_args(train_data), "--out", str(out)]
+    args += ["--init-from", str(tiny_model), "--freeze-encoder"]
+    assert main([*args, "--set", "data.degradation=random"]) == 0
+    init, tuned = load_bundle(tiny_model), load_bundle(out)
+    assert tuned.config.data.degradation == "random"
+    old_ae, new_ae = init.tensors["autoencoder"], tuned.tensors["autoencoder"]
+    encoder = [k for k in old_ae if k.startswith("encoder.")]
+    decoder = [k for k in old_ae if k.startswith("decoder.")]
+    assert encoder and all(torch.equal(old_ae[k], new_ae[k]) for k in encoder)
+    assert any(not torch.equal(old_ae[k], new_ae[k]) for k in decoder)  # one step trained it
+    assert init.extras["hf_scale"] == tuned.extras["hf_scale"]
