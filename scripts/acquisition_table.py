@@ -71,13 +71,16 @@ def cell(entry: dict | None, key: str) -> str:
     return "–" if value is None else f"{value:.2f}"
 
 
-def in_plane_line(name: str, doc: dict) -> str:
+def in_plane_line(name: str, doc: dict, previous: dict | None) -> str:
     m = doc["methods"]
     cells = [f"{cell(m.get(k), 'psnr')} / {cell(m.get(k), 'psnr_head')}" for k in IN_PLANE_COLUMNS]
+    if previous is not None:
+        old = previous["methods"].get("wavesr")
+        cells.insert(-1, f"{cell(old, 'psnr')} / {cell(old, 'psnr_head')}")
     return f"| {name} | " + " | ".join(cells) + " |"
 
 
-def through_plane_line(name: str, doc: dict) -> str:
+def through_plane_line(name: str, doc: dict, previous: bool) -> str:
     m = {k: v["held_back"] for k, v in doc["methods"].items()}
     by_column = {"bicubic": None, "zero-fill": m.get("trilinear"), "edsr": None}
     by_column["wavesr"] = m.get("wavesr")
@@ -85,6 +88,8 @@ def through_plane_line(name: str, doc: dict) -> str:
         f"{cell(by_column[k], 'psnr')} / {cell(by_column[k], 'psnr_head')}"
         for k in IN_PLANE_COLUMNS
     ]
+    if previous:
+        cells.insert(-1, "(the same model)")
     return f"| {name} | " + " | ".join(cells) + " |"
 
 
@@ -98,20 +103,31 @@ def main() -> int:
     p.add_argument("--edsr", type=Path, help="EDSR run (default: bundled)")
     p.add_argument("--through-plane-model", type=Path, help="default: bundled")
     p.add_argument("--rows", choices=["in-plane", "through-plane", "all"], default="all")
+    p.add_argument(
+        "--previous",
+        type=Path,
+        help="an earlier --out of this script (another model): its WaveSR as one more column",
+    )
+    p.add_argument(
+        "--through-plane-out", type=Path, help="read the through-plane rows from this --out"
+    )
     opts = p.parse_args()
+    previous = ["previous WaveSR"] if opts.previous else []
+    head = ["bicubic", "zero-fill (in-plane) / trilinear (through-plane)", "EDSR", *previous]
     lines = [
-        "| LR made by | bicubic | zero-fill (in-plane) / trilinear (through-plane) | EDSR | "
-        "WaveSR |",
-        "|---|--:|--:|--:|--:|",
+        "| LR made by | " + " | ".join([*head, "WaveSR"]) + " |",
+        "|---|" + "--:|" * (len(head) + 1),
     ]
     if opts.rows in ("in-plane", "all"):
         for i, (name, row) in enumerate(IN_PLANE_ROWS.items()):
             doc = run_row(opts.out / f"in{i}", in_plane_args(opts, row))
-            lines.append(in_plane_line(name, doc))
+            old = run_row(opts.previous / f"in{i}", []) if opts.previous else None
+            lines.append(in_plane_line(name, doc, old))
     if opts.rows in ("through-plane", "all"):
+        root = opts.through_plane_out or opts.out
         for i, (name, row) in enumerate(THROUGH_PLANE_ROWS.items()):
-            doc = run_row(opts.out / f"tp{i}", through_plane_args(opts, row))
-            lines.append(through_plane_line(name, doc))
+            doc = run_row(root / f"tp{i}", through_plane_args(opts, row))
+            lines.append(through_plane_line(name, doc, bool(previous)))
     print("\n".join(lines))
     return 0
 

@@ -31,7 +31,7 @@ def evaluate(out: Path, methods: list[str], extra: list[str], opts: argparse.Nam
         cmd += ["--out", str(out), "--quiet"]
         if opts.model:
             cmd += ["--model", str(opts.model)]
-        if opts.edsr:
+        if opts.edsr and "edsr" in methods:
             cmd += ["--weights", f"edsr={opts.edsr}"]
         print("$", " ".join(cmd), file=sys.stderr, flush=True)
         subprocess.run(cmd, check=True)
@@ -46,10 +46,12 @@ def main() -> int:
     p.add_argument("--degradation", default="kspace", choices=["kspace", "bicubic"])
     p.add_argument("--figure", type=Path)
     opts = p.parse_args()
-    refs = ["bicubic", "zero-fill", "edsr", "wavesr-noise-latents"]
+    refs = ["bicubic", "zero-fill", "edsr"]
     points: dict[str, dict] = {}
-    base = evaluate(opts.out / "references", refs, ["--mode", "perceptual"], opts)
+    base = evaluate(opts.out / "references", refs, [], opts)
     points.update({k: base[k] for k in refs})
+    noise = ["wavesr-noise-latents"]
+    points[noise[0]] = evaluate(opts.out / "noise", noise, ["--mode", "perceptual"], opts)[noise[0]]
     points["wavesr faithful"] = evaluate(
         opts.out / "faithful", ["wavesr"], ["--mode", "faithful"], opts
     )["wavesr"]
