@@ -7,7 +7,7 @@ the perceptual mode) as reference points. A point already measured (its metrics.
 is read, not run again.
 
     python scripts/perception_curve.py --out out/pd [--model MODEL] [--edsr RUN] \
-        [--degradation kspace] [--figure docs/images/perception-distortion.png]
+        [--degradation kspace] [--figure docs/images/perception-curve-kspace.png]
 """
 
 from __future__ import annotations
