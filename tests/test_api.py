@@ -96,21 +96,23 @@ def test_arrays_2d_and_3d_as_the_cli_does_npy(model, tmp_path):
 def test_options_reach_the_sampler(model):
     x = np.moveaxis(_disc_volume((32, 32, 1)), -1, 0)[0]
     run = {"steps": 3, **QUIET}
-    base = model.super_resolve(x, seed=0, **run)
-    np.testing.assert_array_equal(base, model.super_resolve(x, seed=0, **run))
-    assert not np.array_equal(base, model.super_resolve(x, seed=1, **run))
+    sampled = {"temperature": 0.5, **run}  # the default model's own temperature is 0
+    base = model.super_resolve(x, seed=0, **sampled)
+    np.testing.assert_array_equal(base, model.super_resolve(x, seed=0, **sampled))
+    assert not np.array_equal(base, model.super_resolve(x, seed=1, **sampled))
     assert not np.array_equal(base, model.super_resolve(x, seed=0, temperature=0.2, **run))
-    assert not np.array_equal(base, model.super_resolve(x, seed=0, sampler="ancestral", **run))
+    assert not np.array_equal(base, model.super_resolve(x, seed=0, sampler="ancestral", **sampled))
     faithful = model.super_resolve(x, mode="faithful", **run)  # a field added to SROptions later
     assert not np.array_equal(faithful, model.super_resolve(x, mode="perceptual", **run))
 
 
 def test_samples_give_the_mean_and_the_std(model, scan):
-    mean, std = model.super_resolve(nib.load(scan), samples=3, steps=2, return_std=True, **QUIET)
+    sampled = {"samples": 3, "steps": 2, "temperature": 1.0, **QUIET}
+    mean, std = model.super_resolve(nib.load(scan), return_std=True, **sampled)
     assert mean.shape == std.shape == (128, 128, 3)
     np.testing.assert_array_equal(std.affine, mean.affine)
     assert np.asarray(std.dataobj).max() > 0
-    alone = model.super_resolve(nib.load(scan), samples=3, steps=2, **QUIET)
+    alone = model.super_resolve(nib.load(scan), **sampled)
     np.testing.assert_array_equal(np.asarray(alone.dataobj), np.asarray(mean.dataobj))
     with pytest.raises(ConfigError, match="samples >= 2"):
         model.super_resolve(nib.load(scan), return_std=True)
